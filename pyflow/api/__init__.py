@@ -1,0 +1,18 @@
+"""What users import: the environment, streams, functions, sources and sinks."""
+
+from pyflow.api.connectors import FileSink, FileSource
+from pyflow.api.datastream import DataStream, DataStreamSink, KeyedStream
+from pyflow.api.environment import RuntimeExecutionMode, StreamExecutionEnvironment
+from pyflow.api.functions import (
+    FilterFunction, FlatMapFunction, Function, KeyedProcessFunction, KeySelector, MapBatchesFunction,
+    MapFunction, ProcessFunction, ReduceFunction,
+)
+from pyflow.api.job_client import JobClient, JobExecutionResult
+from pyflow.runtime.operators.functions import RuntimeContext
+
+__all__ = [
+    "DataStream", "DataStreamSink", "FileSink", "FileSource", "FilterFunction", "FlatMapFunction",
+    "Function", "JobClient", "JobExecutionResult", "KeySelector", "KeyedProcessFunction",
+    "KeyedStream", "MapBatchesFunction", "MapFunction", "ProcessFunction", "ReduceFunction",
+    "RuntimeContext", "RuntimeExecutionMode", "StreamExecutionEnvironment",
+]

@@ -1,0 +1,261 @@
+"""DataStream, KeyedStream and DataStreamSink: Flink's DataStream API in Python's idiom.
+
+Every method records a transformation; nothing runs until ``env.execute()``. Row functions see
+records as Python values (tuples, dicts, scalars or any object); batch functions
+(``map_batches``) and expression filters see ``pyarrow.RecordBatch`` and run vectorized.
+
+>>> from pyflow import StreamExecutionEnvironment
+>>> env = StreamExecutionEnvironment.get_execution_environment()
+>>> counts = (env.from_collection(["a b", "b"])
+...           .flat_map(str.split)
+...           .map(lambda w: (w, 1))
+...           .key_by(0)
+...           .sum(1))
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pyflow.api import functions as fn
+from pyflow.errors import ProgramError
+from pyflow.graph.transformations import ChainingStrategy, PartitionerSpec, Transformation
+from pyflow.runtime.operators.functions import (
+    ExpressionFilterOperator, FilterOperator, FlatMapOperator, MapBatchesOperator, MapOperator, ProcessOperator,
+)
+from pyflow.runtime.operators.key_selector import KeySelector
+from pyflow.runtime.operators.keyed import KeyedAggregationOperator, KeyedReduceOperator
+from pyflow.runtime.operators.sinks import PrintSinkOperator
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyflow.api.environment import StreamExecutionEnvironment
+
+
+def _check_parallelism(value: int, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ProgramError(f"The parallelism of {what} must be a positive integer, got {value!r}")
+    return value
+
+
+class _Configurable:
+    """Per-operator settings shared by streams and sinks (they apply to the last operator)."""
+
+    _env: StreamExecutionEnvironment
+    _transformation: Transformation
+
+    def name(self, name: str):
+        self._transformation.name = str(name)
+        return self
+
+    def get_name(self) -> str:
+        return self._transformation.name
+
+    def uid(self, uid: str):
+        self._transformation.uid = str(uid)
+        return self
+
+    def set_parallelism(self, parallelism: int):
+        if self._transformation.is_virtual:
+            raise ProgramError("set_parallelism() applies to operators, not to partitionings such as "
+                               "key_by() or rebalance(); call it on the operator after them")
+        self._transformation.parallelism = _check_parallelism(parallelism, f"'{self._transformation.name}'")
+        return self
+
+    def get_parallelism(self) -> int:
+        return self._transformation.parallelism or self._env.get_parallelism()
+
+    def set_max_parallelism(self, max_parallelism: int):
+        self._transformation.max_parallelism = _check_parallelism(max_parallelism, "max parallelism")
+        return self
+
+    def start_new_chain(self):
+        self._transformation.chaining_strategy = ChainingStrategy.HEAD
+        return self
+
+    def disable_chaining(self):
+        self._transformation.chaining_strategy = ChainingStrategy.NEVER
+        return self
+
+    def slot_sharing_group(self, name: str):
+        self._transformation.slot_sharing_group = str(name)
+        return self
+
+
+class DataStream(_Configurable):
+    def __init__(self, env: StreamExecutionEnvironment, transformation: Transformation):
+        self._env = env
+        self._transformation = transformation
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    def _add(self, name: str, operator, kind: str = "operator") -> Transformation:
+        t = Transformation(kind=kind, name=name, inputs=[self._transformation], operator=operator)
+        self._env._add(t)
+        return t
+
+    def _then(self, name: str, operator) -> DataStream:
+        return DataStream(self._env, self._add(name, operator))
+
+    def _partition(self, spec: PartitionerSpec) -> DataStream:
+        t = Transformation(kind="partition", name=spec.type, inputs=[self._transformation], partitioner=spec)
+        return DataStream(self._env, t)
+
+    # ---- transformations -------------------------------------------------------------------------
+
+    def map(self, func: Callable[[Any], Any] | fn.MapFunction, output_schema: pa.Schema | None = None) -> DataStream:
+        """One output record per input record."""
+        call = fn.resolve(func, "map", "map", fn.MapFunction)
+        return self._then("Map", MapOperator("Map", func, call, output_schema))
+
+    def flat_map(self, func, output_schema: pa.Schema | None = None) -> DataStream:
+        """Zero or more output records per input record: the function returns or yields them."""
+        call = fn.resolve(func, "flat_map", "flat_map", fn.FlatMapFunction)
+        return self._then("Flat Map", FlatMapOperator("Flat Map", func, call, output_schema))
+
+    def filter(self, func) -> DataStream:
+        """Keep records for which ``func(record)`` is true, or (vectorized) rows where a pyarrow
+        compute expression holds: ``stream.filter(pc.field("price") > 3000)``."""
+        if isinstance(func, pc.Expression):
+            return self._then("Filter", ExpressionFilterOperator("Filter", func))
+        call = fn.resolve(func, "filter", "filter", fn.FilterFunction)
+        return self._then("Filter", FilterOperator("Filter", func, call))
+
+    def map_batches(self, func) -> DataStream:
+        """A batch function: ``func(pyarrow.RecordBatch)`` returns a RecordBatch, a Table, a dict
+        of columns, or None. The fast path for vectorized work."""
+        call = fn.resolve(func, "map_batches", "map_batches", fn.MapBatchesFunction)
+        return self._then("Map Batches", MapBatchesOperator("Map Batches", func, call))
+
+    def process(self, func: fn.ProcessFunction, output_schema: pa.Schema | None = None) -> DataStream:
+        call = fn.resolve(func, "process_element", "process", fn.ProcessFunction)
+        return self._then("Process", ProcessOperator("Process", func, call, output_schema))
+
+    def key_by(self, key: str | int | Sequence[str | int] | Callable[[Any], Any] | fn.KeySelector) -> KeyedStream:
+        """Partition by key: field name(s), tuple position(s), or a key function."""
+        if isinstance(key, (str, int)) and not isinstance(key, bool):
+            selector = KeySelector(fields=(key,))
+        elif isinstance(key, (list, tuple)) and key and all(isinstance(k, (str, int)) for k in key):
+            selector = KeySelector(fields=tuple(key))
+        elif isinstance(key, fn.KeySelector) or callable(key):
+            selector = KeySelector(function=fn.resolve(key, "get_key", "key_by", fn.KeySelector))
+        else:
+            raise ProgramError(
+                f"key_by() takes a field name, a tuple position, a list of them, or a key function; "
+                f"got {key!r}")
+        return KeyedStream(self, selector)
+
+    def union(self, *streams: DataStream) -> DataStream:
+        for s in streams:
+            if not isinstance(s, DataStream) or s._env is not self._env:
+                raise ProgramError("union() takes DataStreams of the same environment")
+        t = Transformation(kind="union", name="Union",
+                           inputs=[self._transformation] + [s._transformation for s in streams])
+        return DataStream(self._env, t)
+
+    def rebalance(self) -> DataStream:
+        return self._partition(PartitionerSpec("rebalance"))
+
+    def rescale(self) -> DataStream:
+        return self._partition(PartitionerSpec("rescale"))
+
+    def broadcast(self) -> DataStream:
+        return self._partition(PartitionerSpec("broadcast"))
+
+    def shuffle(self) -> DataStream:
+        return self._partition(PartitionerSpec("shuffle"))
+
+    def forward(self) -> DataStream:
+        return self._partition(PartitionerSpec("forward"))
+
+    def global_(self) -> DataStream:
+        """All records to the first subtask of the next operator (Flink's ``global()``)."""
+        return self._partition(PartitionerSpec("global"))
+
+    # ---- sinks ---------------------------------------------------------------------------------------
+
+    def print(self, sink_identifier: str | None = None) -> DataStreamSink:
+        """Print every record to stdout of the TaskManager (the console in local mode)."""
+        name = "Print to Std. Out"
+        return DataStreamSink(self._env, self._add(name, PrintSinkOperator(name, sink_identifier), "sink"))
+
+    def sink_to(self, sink) -> DataStreamSink:
+        """Write to a sink, e.g. ``FileSink("out/", format="parquet")``."""
+        create = getattr(sink, "create_operator", None)
+        if create is None:
+            raise ProgramError(f"sink_to() needs a sink such as FileSink, got {type(sink).__name__}")
+        operator = create()
+        return DataStreamSink(self._env, self._add(operator.name, operator, "sink"))
+
+    def execute_and_collect(self, job_name: str | None = None, limit: int | None = None) -> Iterator[Any]:
+        """Run the job and return its results here, as an iterator of records (a context manager
+        too; closing it early cancels the job)."""
+        from pyflow.api.collect import collect
+
+        return collect(self, job_name, limit)
+
+
+class DataStreamSink(_Configurable):
+    def __init__(self, env: StreamExecutionEnvironment, transformation: Transformation):
+        self._env = env
+        self._transformation = transformation
+
+
+class KeyedStream(DataStream):
+    """A stream partitioned by key: keyed aggregations, reduce, keyed process functions."""
+
+    def __init__(self, stream: DataStream, selector: KeySelector):
+        spec = PartitionerSpec("hash", key_selector=selector)
+        t = Transformation(kind="partition", name="key_by", inputs=[stream._transformation], partitioner=spec)
+        super().__init__(stream._env, t)
+        self._selector = selector
+
+    def _keyed(self, name: str, operator) -> DataStream:
+        operator.key_selector.operator_name = name
+        return self._then(name, operator)
+
+    def reduce(self, func) -> DataStream:
+        """Combine the records of each key: ``reduce(lambda a, b: ...)``. STREAMING emits every
+        intermediate value; BATCH emits the final value per key."""
+        call = fn.resolve(func, "reduce", "reduce", fn.ReduceFunction)
+        return self._keyed("Keyed Reduce", KeyedReduceOperator("Keyed Reduce", func, call, self._selector))
+
+    def _aggregate(self, kind: str, fields: list[str | int]) -> DataStream:
+        return self._keyed("Keyed Aggregation",
+                           KeyedAggregationOperator("Keyed Aggregation", kind, fields, self._selector))
+
+    def sum(self, field: str | int | Sequence[str | int]) -> DataStream:
+        """Rolling sum of a field (or several) per key; other fields keep the key's first record."""
+        return self._aggregate("sum", _fields(field))
+
+    def min(self, field: str | int) -> DataStream:
+        return self._aggregate("min", _fields(field))
+
+    def max(self, field: str | int) -> DataStream:
+        return self._aggregate("max", _fields(field))
+
+    def min_by(self, field: str | int) -> DataStream:
+        """The whole record holding the minimum of ``field`` per key (first one on ties)."""
+        return self._aggregate("min_by", _fields(field))
+
+    def max_by(self, field: str | int) -> DataStream:
+        return self._aggregate("max_by", _fields(field))
+
+    def count(self) -> DataStream:
+        """Records per key, as rows ``{<key fields>..., "count": n}``."""
+        return self._aggregate("count", [])
+
+    def process(self, func: fn.KeyedProcessFunction, output_schema: pa.Schema | None = None) -> DataStream:
+        call = fn.resolve(func, "process_element", "process", fn.ProcessFunction)
+        return self._keyed("Keyed Process",
+                           ProcessOperator("Keyed Process", func, call, output_schema, key_selector=self._selector))
+
+
+def _fields(field) -> list[str | int]:
+    fields = list(field) if isinstance(field, (list, tuple)) else [field]
+    for f in fields:
+        if not isinstance(f, (str, int)) or isinstance(f, bool):
+            raise ProgramError(f"A field is a name or a tuple position, got {f!r}")
+    return fields

@@ -1,0 +1,88 @@
+"""User function classes, named as in PyFlink. A plain callable works wherever one is expected;
+a class adds ``open(runtime_context)`` / ``close()`` for per-subtask set-up (rich functions).
+
+>>> class Tokenize(FlatMapFunction):
+...     def flat_map(self, line):
+...         yield from line.split()
+>>> list(Tokenize().flat_map("to be or"))
+['to', 'be', 'or']
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from pyflow.errors import ProgramError
+from pyflow.runtime.operators.functions import ProcessContext, RuntimeContext
+
+
+class Function:
+    """Base of user function classes."""
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class MapFunction(Function):
+    def map(self, value: Any) -> Any:
+        raise NotImplementedError
+
+
+class FlatMapFunction(Function):
+    def flat_map(self, value: Any) -> Iterable[Any]:
+        raise NotImplementedError
+
+
+class FilterFunction(Function):
+    def filter(self, value: Any) -> bool:
+        raise NotImplementedError
+
+
+class ReduceFunction(Function):
+    def reduce(self, value1: Any, value2: Any) -> Any:
+        raise NotImplementedError
+
+
+class KeySelector(Function):
+    def get_key(self, value: Any) -> Any:
+        raise NotImplementedError
+
+
+class MapBatchesFunction(Function):
+    """A batch function: ``map_batches(batch) -> RecordBatch | Table | dict | None``."""
+
+    def map_batches(self, batch):
+        raise NotImplementedError
+
+
+class ProcessFunction(Function):
+    """``process_element(value, ctx)`` yields (or returns an iterable of) output records."""
+
+    Context = ProcessContext
+
+    def process_element(self, value: Any, ctx: ProcessContext) -> Iterable[Any] | None:
+        raise NotImplementedError
+
+
+class KeyedProcessFunction(ProcessFunction):
+    """A ProcessFunction on a keyed stream: ``ctx.get_current_key()`` is the record's key."""
+
+
+def resolve(function: Any, method: str, api: str, base: type) -> Callable:
+    """The callable to invoke for ``function``: its ``method`` if it is a ``base``, else itself."""
+    if isinstance(function, type):
+        raise ProgramError(
+            f"{api}() got the class {function.__name__}, not an instance; pass {function.__name__}()")
+    if isinstance(function, base):
+        return getattr(function, method)
+    bound = getattr(function, method, None)
+    if callable(bound) and not callable(function):
+        return bound
+    if callable(function):
+        return function
+    raise ProgramError(
+        f"{api}() needs a function or a {base.__name__} with a {method}() method, got "
+        f"{type(function).__name__} {function!r}")

@@ -1,0 +1,68 @@
+"""JobManager: the process-level owner of the Dispatcher, ResourceManager and JobMasters.
+
+It starts one gRPC server that hosts the ResourceManager service and routes JobMaster calls to
+the JobMaster of each job, and one I/O pool for every outgoing call. ``close()`` cancels running
+jobs, stops every TaskManager the ResourceDriver started, and stops the server.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from pyflow.config import Configuration, JobManagerConfiguration, options
+from pyflow.runtime.jobmanager.dispatcher import Dispatcher
+from pyflow.runtime.jobmanager.resourcemanager.driver import ResourceDriver
+from pyflow.runtime.jobmanager.resourcemanager.resource_manager import ResourceManager
+from pyflow.runtime.rpc.server import add_job_master_router, add_resource_manager, start_server
+
+logger = logging.getLogger(__name__)
+
+
+class JobManager:
+    def __init__(self, conf: Configuration, driver: ResourceDriver):
+        self.conf = conf
+        self.jm_conf = JobManagerConfiguration.from_config(conf)
+        self.driver = driver
+        self.io = ThreadPoolExecutor(max_workers=16, thread_name_prefix="jm-io")
+        self.rm = ResourceManager(
+            driver=driver, io=self.io, slots_per_task_manager=conf.get(options.NUM_TASK_SLOTS),
+            heartbeat_interval_s=self.jm_conf.heartbeat_interval_s,
+            heartbeat_timeout_s=self.jm_conf.heartbeat_timeout_s,
+            taskmanager_timeout_s=self.jm_conf.taskmanager_timeout_s,
+            slot_request_timeout_s=self.jm_conf.slot_request_timeout_s)
+        self.dispatcher: Dispatcher | None = None
+        self._server = None
+        self.address = ""
+        self._closed = False
+
+    def start(self) -> "JobManager":
+        def register(server) -> None:
+            add_resource_manager(self.rm)(server)
+            add_job_master_router(lambda job_id: self.dispatcher.job_master_for(job_id) if self.dispatcher else None)(server)
+
+        self._server, port = start_server(self.jm_conf.bind_host, self.jm_conf.rpc_port, register)
+        self.address = f"{self.jm_conf.rpc_address}:{port}"
+        self.dispatcher = Dispatcher(resource_manager=self.rm, rpc_address=self.address, io=self.io)
+        self.rm.metrics_listener = self.dispatcher.forward_task_metrics
+        self.rm.start(self.address)
+        logger.info("JobManager started; RPC at %s", self.address)
+        return self
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.dispatcher is not None:
+            self.dispatcher.close()
+        self.rm.close()
+        if self._server is not None:
+            self._server.stop(grace=0.5).wait(2)
+        self.io.shutdown(wait=False, cancel_futures=True)
+        logger.info("JobManager at %s stopped", self.address)
+
+    def __enter__(self) -> "JobManager":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,345 @@
+"""JobMaster: schedules one job, tracks its tasks, fails or finishes it (Flink's JobMaster).
+
+Scheduling is Flink's streaming default: all subtasks at once, once every slot the job needs
+(per slot sharing group, its highest parallelism) has been offered. A failed task fails the job
+(restart strategy "none"): the other tasks are cancelled, slots are released, and the job's
+result carries the failed task's Python traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pyflow.errors import PyflowError
+from pyflow.graph.execution_graph import ExecutionGraph, ExecutionVertex, ExecutionVertexID, SlotKey, build_execution_graph
+from pyflow.graph.job_graph import JobGraph
+from pyflow.runtime.deployment import InputChannelDeployment, ResultPartitionDeployment, TaskDeploymentDescriptor
+from pyflow.runtime.messages import (
+    ExecutionState, JobStatus, SlotOffer, TaskExecutionStateUpdate, TaskManagerLocation,
+)
+from pyflow.runtime.rpc.endpoint import RpcEndpoint
+from pyflow.runtime.rpc.gateways import RemoteTaskExecutorGateway
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Execution:
+    vertex: ExecutionVertex
+    execution_id: str
+    state: ExecutionState = ExecutionState.CREATED
+    location: TaskManagerLocation | None = None
+    allocation_id: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    state_timestamps: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class JobResult:
+    """How a job ended (Flink's JobResult / JobExecutionResult)."""
+
+    job_id: str
+    job_name: str
+    status: JobStatus
+    start_time: float
+    end_time: float
+    error: str | None = None
+    #: per operator (by node id): name, numRecordsIn, numRecordsOut, summed over subtasks
+    operator_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: per job vertex: name, parallelism, numBytesIn/Out, numRecordsIn/Out
+    vertex_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: resource ids of the TaskManagers that ran the job's tasks
+    task_managers: list[str] = field(default_factory=list)
+
+    @property
+    def net_runtime_ms(self) -> int:
+        return int((self.end_time - self.start_time) * 1000)
+
+
+class JobMaster(RpcEndpoint):
+    def __init__(self, job_graph: JobGraph, *, resource_manager: Any, rpc_address: str, io: Executor,
+                 on_terminal: Callable[[JobResult], None],
+                 gateway_factory: Callable[[str, str], Any] = RemoteTaskExecutorGateway,
+                 clock: Callable[[], float] = time.time):
+        super().__init__(f"JobMaster-{job_graph.job_id[:8]}")
+        self.job_graph = job_graph
+        self.job_id = job_graph.job_id
+        self.rm = resource_manager
+        self.rpc_address = rpc_address
+        self.io = io
+        self.on_terminal = on_terminal
+        self.gateway_factory = gateway_factory
+        self.clock = clock
+        self.status = JobStatus.CREATED
+        self.status_timestamps: dict[str, float] = {JobStatus.CREATED.value: clock()}
+        self.start_time = clock()
+        self.graph: ExecutionGraph = build_execution_graph(job_graph)
+        self.executions: dict[ExecutionVertexID, Execution] = {
+            evid: Execution(v, f"{self.job_id[:8]}-{evid.vertex_id}-{evid.subtask_index}-0")
+            for evid, v in self.graph.vertices.items()
+        }
+        self._by_execution_id = {e.execution_id: e for e in self.executions.values()}
+        self.required_slots = len(self.graph.slots)
+        self.slot_pool: dict[str, tuple[TaskManagerLocation, int]] = {}
+        self.gateways: dict[str, Any] = {}
+        self.failure_cause: str | None = None
+        self.result: JobResult | None = None
+        self.result_future: Future = Future()
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.run_async(self._start)
+
+    def _start(self) -> None:
+        self._switch(JobStatus.RUNNING)
+        logger.info("Job %s (%s) needs %d slots", self.job_graph.job_name, self.job_id, self.required_slots)
+        self.rm.request_slots(self, self.required_slots, self.rpc_address)
+
+    def cancel(self) -> None:
+        self.run_async(self._cancel)
+
+    def _cancel(self) -> None:
+        if self.status.is_globally_terminal or self.status in (JobStatus.CANCELLING, JobStatus.FAILING):
+            return
+        self._switch(JobStatus.CANCELLING)
+        self._cancel_executions()
+        self._check_terminal()
+
+    # ---- slots -------------------------------------------------------------------------------------
+
+    def offer_slots(self, location: TaskManagerLocation, offers: list[SlotOffer]) -> list[str]:
+        return self.call(self._offer_slots, location, offers)
+
+    def _offer_slots(self, location: TaskManagerLocation, offers: list[SlotOffer]) -> list[str]:
+        if self.status is not JobStatus.RUNNING or len(self.slot_pool) >= self.required_slots:
+            return []
+        accepted = []
+        for offer in offers:
+            if len(self.slot_pool) < self.required_slots:
+                self.slot_pool[offer.allocation_id] = (location, offer.slot_index)
+                accepted.append(offer.allocation_id)
+        if len(self.slot_pool) == self.required_slots:
+            self._deploy()
+        return accepted
+
+    def notify_slot_request_failed(self, reason: str) -> None:
+        self.run_async(self._fail, reason)
+
+    def notify_task_manager_lost(self, resource_id: str, reason: str) -> None:
+        def lost() -> None:
+            uses = any(loc.resource_id == resource_id for loc, _ in self.slot_pool.values())
+            if uses and not self.status.is_globally_terminal:
+                self._fail(reason, lost_resource=resource_id)
+
+        self.run_async(lost)
+
+    # ---- deployment --------------------------------------------------------------------------------
+
+    def _deploy(self) -> None:
+        allocations = sorted(self.slot_pool.items(), key=lambda kv: (kv[1][0].resource_id, kv[1][1]))
+        slot_to_allocation: dict[SlotKey, tuple[str, TaskManagerLocation]] = {}
+        for slot_key, (allocation_id, (location, _)) in zip(self.graph.slots, allocations):
+            slot_to_allocation[slot_key] = (allocation_id, location)
+        for execution in self.executions.values():
+            allocation_id, location = slot_to_allocation[execution.vertex.slot]
+            execution.allocation_id = allocation_id
+            execution.location = location
+        for execution in self.executions.values():
+            tdd = self._deployment_descriptor(execution)
+            self._set_state(execution, ExecutionState.DEPLOYING)
+            gateway = self._gateway(execution.location)
+            self.io.submit(self._submit, gateway, tdd, execution.execution_id)
+
+    def _submit(self, gateway: Any, tdd: TaskDeploymentDescriptor, execution_id: str) -> None:
+        try:
+            gateway.submit_task(tdd)
+        except PyflowError as e:
+            self.run_async(self._fail, f"Deploying task {tdd.task_name} failed: {e}")
+
+    def _gateway(self, location: TaskManagerLocation) -> Any:
+        gw = self.gateways.get(location.resource_id)
+        if gw is None:
+            gw = self.gateways[location.resource_id] = self.gateway_factory(location.rpc_address, location.resource_id)
+        return gw
+
+    def _deployment_descriptor(self, execution: Execution) -> TaskDeploymentDescriptor:
+        v = execution.vertex
+        jv = v.job_vertex
+        outputs = []
+        for p in v.partitions:
+            edge = self.job_graph.edges[p.edge_id]
+            target = self.job_graph.vertices[edge.target_vertex]
+            outputs.append(ResultPartitionDeployment(
+                partition_id=p.partition_id, edge_id=p.edge_id, source_node=edge.source_node,
+                num_subpartitions=len(p.consumers), partitioner=edge.partitioner,
+                max_parallelism=target.max_parallelism))
+        inputs = []
+        for c in v.inputs:
+            producer = self.executions[c.producer]
+            assert producer.location is not None
+            inputs.append(InputChannelDeployment(
+                partition_id=c.partition_id, subpartition_index=c.subpartition_index,
+                host=producer.location.data_host, port=producer.location.data_port,
+                input_index=c.input_index, producer_task=producer.vertex.task_name))
+        return TaskDeploymentDescriptor(
+            job_id=self.job_id, job_name=self.job_graph.job_name, execution_id=execution.execution_id,
+            allocation_id=execution.allocation_id, vertex_id=jv.id, task_name=v.task_name,
+            subtask_index=v.id.subtask_index, parallelism=jv.parallelism,
+            max_parallelism=jv.max_parallelism, attempt_number=0, operators=tuple(jv.operators),
+            serialized_operators=jv.serialized_operators, is_source=jv.is_source,
+            outputs=tuple(outputs), inputs=tuple(inputs), settings=dict(self.job_graph.settings))
+
+    # ---- task states -------------------------------------------------------------------------------
+
+    def update_task_execution_state(self, update: TaskExecutionStateUpdate) -> None:
+        self.call(self._update, update)
+
+    def _update(self, update: TaskExecutionStateUpdate) -> None:
+        execution = self._by_execution_id.get(update.execution_id)
+        if execution is None:
+            return
+        if update.metrics:
+            execution.metrics = update.metrics
+        if execution.state.is_terminal:
+            return
+        self._set_state(execution, update.state)
+        if update.state is ExecutionState.FAILED:
+            execution.error = update.error
+            self._fail(update.error or f"Task {execution.vertex.task_name} failed")
+        self._check_terminal()
+
+    def update_live_metrics(self, task_metrics: dict[str, dict[str, Any]]) -> None:
+        """Metrics from TaskManager heartbeats, for progress while the job runs."""
+        def apply() -> None:
+            for eid, m in task_metrics.items():
+                execution = self._by_execution_id.get(eid)
+                if execution is not None and not execution.state.is_terminal:
+                    execution.metrics = m
+
+        self.run_async(apply)
+
+    def _set_state(self, execution: Execution, state: ExecutionState) -> None:
+        execution.state = state
+        execution.state_timestamps[state.value] = self.clock()
+
+    def _fail(self, cause: str, lost_resource: str | None = None) -> None:
+        if self.status.is_globally_terminal or self.status is JobStatus.FAILING:
+            return
+        logger.error("Job %s (%s) failed: %s", self.job_graph.job_name, self.job_id, cause)
+        self.failure_cause = cause
+        self._switch(JobStatus.FAILING)
+        if lost_resource is not None:
+            for e in self.executions.values():
+                if e.location is not None and e.location.resource_id == lost_resource and not e.state.is_terminal:
+                    self._set_state(e, ExecutionState.FAILED)
+        self._cancel_executions()
+        self._check_terminal()
+        # tasks that cannot answer any more (their TaskManager died) must not hold the job forever
+        self.schedule(10.0, self._force_terminal)
+
+    def _cancel_executions(self) -> None:
+        for e in self.executions.values():
+            if e.state.is_terminal:
+                continue
+            if e.state in (ExecutionState.CREATED, ExecutionState.SCHEDULED) or e.location is None:
+                self._set_state(e, ExecutionState.CANCELED)
+                continue
+            self._set_state(e, ExecutionState.CANCELING)
+            self.io.submit(_quietly, self._gateway(e.location).cancel_task, e.execution_id)
+
+    def _force_terminal(self) -> None:
+        if self.status.is_globally_terminal:
+            return
+        for e in self.executions.values():
+            if not e.state.is_terminal:
+                self._set_state(e, ExecutionState.CANCELED)
+        self._check_terminal()
+
+    def _check_terminal(self) -> None:
+        states = [e.state for e in self.executions.values()]
+        if not all(s.is_terminal for s in states):
+            return
+        if self.status is JobStatus.FAILING:
+            self._end(JobStatus.FAILED)
+        elif self.status is JobStatus.CANCELLING:
+            self._end(JobStatus.CANCELED)
+        elif all(s is ExecutionState.FINISHED for s in states):
+            self._end(JobStatus.FINISHED)
+        elif any(s is ExecutionState.CANCELED for s in states):
+            self._end(JobStatus.CANCELED)
+
+    def _end(self, status: JobStatus) -> None:
+        self._switch(status)
+        self.rm.release_slots(self.job_id)
+        for gw in self.gateways.values():
+            self.io.submit(gw.close)
+        self.result = JobResult(
+            job_id=self.job_id, job_name=self.job_graph.job_name, status=status,
+            start_time=self.start_time, end_time=self.clock(),
+            error=self.failure_cause if status is JobStatus.FAILED else None,
+            operator_metrics=self.operator_metrics(), vertex_metrics=self.vertex_metrics(),
+            task_managers=sorted({e.location.resource_id for e in self.executions.values() if e.location}))
+        logger.info("Job %s (%s) ended %s after %d ms", self.job_graph.job_name, self.job_id, status.value,
+                    self.result.net_runtime_ms)
+        self.result_future.set_result(self.result)
+        self.on_terminal(self.result)
+
+    def _switch(self, status: JobStatus) -> None:
+        logger.info("Job %s (%s) switched from %s to %s", self.job_graph.job_name, self.job_id,
+                    self.status.value, status.value)
+        self.status = status
+        self.status_timestamps[status.value] = self.clock()
+
+    # ---- metrics -----------------------------------------------------------------------------------
+
+    def operator_metrics(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for e in self.executions.values():
+            for node_id, m in e.metrics.get("operators", {}).items():
+                agg = out.setdefault(node_id, {"name": m.get("name", node_id), "numRecordsIn": 0, "numRecordsOut": 0})
+                agg["numRecordsIn"] += m.get("numRecordsIn", 0)
+                agg["numRecordsOut"] += m.get("numRecordsOut", 0)
+        return out
+
+    def vertex_metrics(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for e in self.executions.values():
+            jv = e.vertex.job_vertex
+            agg = out.setdefault(jv.id, {"name": jv.name, "parallelism": jv.parallelism, "numBytesIn": 0,
+                                         "numBytesOut": 0, "numRecordsIn": 0, "numRecordsOut": 0})
+            for k in ("numBytesIn", "numBytesOut", "numRecordsIn", "numRecordsOut"):
+                agg[k] += e.metrics.get(k, 0)
+        return out
+
+    def details(self) -> dict[str, Any]:
+        """A snapshot of the job for clients (status, per-vertex tasks and metrics)."""
+        def collect() -> dict[str, Any]:
+            return {
+                "jid": self.job_id, "name": self.job_graph.job_name, "state": self.status.value,
+                "start-time": int(self.start_time * 1000), "timestamps": dict(self.status_timestamps),
+                "vertices": self.vertex_metrics(),
+                "tasks": {e.execution_id: {"task": e.vertex.task_name, "state": e.state.value,
+                                           "taskmanager": e.location.resource_id if e.location else None}
+                          for e in self.executions.values()},
+                "failure": self.failure_cause,
+            }
+
+        return self.call(collect)
+
+
+def _quietly(fn: Callable, *args: Any) -> None:
+    try:
+        fn(*args)
+    except PyflowError as e:
+        logger.info("Ignoring failed call: %s", e)
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,105 @@
+"""The contract between a task and the stream operators of its chain.
+
+An operator is built on the client (it holds the user's function), pickled once per job vertex,
+and unpickled once per subtask, so every subtask owns a fresh copy. The task then calls, in
+order: ``setup`` (context and output), ``open``, ``process_batch`` for every input batch (or
+``run`` for a source), ``end_input`` once its input is exhausted, and ``close``. ``close`` runs
+also after a failure or a cancellation, so it must be safe to call on a half-opened operator.
+
+Inside a chain, ``output.collect(batch)`` is a plain function call into the next operator; at the
+chain's end it is a write into a network result partition. Operators never see sockets.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pyarrow as pa
+
+
+class Output:
+    """Where an operator sends its batches."""
+
+    def collect(self, batch: pa.RecordBatch) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class OperatorMetrics:
+    """Counters of one operator in one subtask, with Flink's metric names."""
+
+    num_records_in: int = 0
+    num_records_out: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {"numRecordsIn": self.num_records_in, "numRecordsOut": self.num_records_out}
+
+
+@dataclass
+class OperatorContext:
+    """What a running operator may know about where it runs."""
+
+    task_name: str
+    operator_name: str
+    subtask_index: int
+    parallelism: int
+    max_parallelism: int
+    attempt_number: int = 0
+    job_id: str = ""
+    batch_size: int = 16384
+    buffer_timeout_ms: float = 100.0
+    batch_mode: bool = False
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
+    # set by the task for sources: called with the number of input bytes read so far
+    report_progress: Callable[[int, int], None] | None = None
+
+
+class StreamOperator:
+    """Base of every operator that runs in a task.
+
+    Subclasses override ``process_batch`` (and ``end_input`` if they hold results back until the
+    input ends, as batch-mode aggregations do). ``name`` is the operator's display name.
+    """
+
+    name: str = "Operator"
+    #: True for operators that must be told which key a batch belongs to (keyed operators)
+    keyed: bool = False
+
+    def setup(self, ctx: OperatorContext, output: Output) -> None:
+        self.ctx = ctx
+        self.output = output
+
+    def open(self) -> None:
+        pass
+
+    def process_batch(self, batch: pa.RecordBatch) -> None:
+        raise NotImplementedError
+
+    def end_input(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> dict[str, Any]:
+        """Extra facts for the execution plan (JSON)."""
+        return {}
+
+
+class SourceOperator(StreamOperator):
+    """An operator with no input: ``run`` produces batches until the source ends or is cancelled."""
+
+    bounded: bool = True
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def process_batch(self, batch: pa.RecordBatch) -> None:  # pragma: no cover - sources have no input
+        raise TypeError(f"{self.name} is a source and takes no input")
+
+    def estimated_total_bytes(self) -> int | None:
+        """Total input size for progress reporting, when the source knows it."""
+        return None

@@ -1,0 +1,184 @@
+"""Operators that run user functions: row functions (map, flat_map, filter, process) and batch
+functions (map_batches, filter on a pyarrow expression).
+
+Row functions convert a batch to Python rows once, call the function per row, and convert the
+results back once. Batch functions see the ``pyarrow.RecordBatch`` itself. A rich function
+(an object with ``open(runtime_context)``/``close()``) is opened once per subtask.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pyflow.errors import RecordError
+from pyflow.runtime import records
+from pyflow.runtime.operators.base import StreamOperator
+
+
+class RuntimeContext:
+    """Flink's RuntimeContext: what a rich function may ask about the subtask it runs in."""
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    def get_task_name(self) -> str:
+        return self._ctx.task_name
+
+    def get_number_of_parallel_subtasks(self) -> int:
+        return self._ctx.parallelism
+
+    def get_max_number_of_parallel_subtasks(self) -> int:
+        return self._ctx.max_parallelism
+
+    def get_index_of_this_subtask(self) -> int:
+        return self._ctx.subtask_index
+
+    def get_attempt_number(self) -> int:
+        return self._ctx.attempt_number
+
+    def get_job_id(self) -> str:
+        return self._ctx.job_id
+
+
+class UserFunctionOperator(StreamOperator):
+    """Holds a user function object and the callable to invoke on it."""
+
+    def __init__(self, name: str, function: Any, call: Callable, output_schema: pa.Schema | None = None):
+        self.name = name
+        self.function = function
+        self.call = call
+        self.output_schema = output_schema
+
+    def open(self) -> None:
+        opener = getattr(self.function, "open", None)
+        if callable(opener) and not isinstance(self.function, type):
+            opener(RuntimeContext(self.ctx))
+
+    def close(self) -> None:
+        closer = getattr(self.function, "close", None)
+        if callable(closer) and not isinstance(self.function, type) and hasattr(self, "ctx"):
+            closer()
+
+    def emit_rows(self, rows: list[Any]) -> None:
+        if rows:
+            self.output.collect(records.rows_to_batch(rows, self.output_schema))
+
+
+class MapOperator(UserFunctionOperator):
+    def process_batch(self, batch: pa.RecordBatch) -> None:
+        fn = self.call
+        self.emit_rows([fn(row) for row in records.batch_to_rows(batch)])
+
+
+class FlatMapOperator(UserFunctionOperator):
+    def process_batch(self, batch: pa.RecordBatch) -> None:
+        fn = self.call
+        out: list[Any] = []
+        extend = out.extend
+        for row in records.batch_to_rows(batch):
+            result = fn(row)
+            if result is not None:
+                extend(result)
+        self.emit_rows(out)
+
+
+class FilterOperator(UserFunctionOperator):
+    def process_batch(self, batch: pa.RecordBatch) -> None:
+        fn = self.call
+        mask = pa.array([bool(fn(row)) for row in records.batch_to_rows(batch)], pa.bool_())
+        kept = batch.filter(mask)
+        if kept.num_rows:
+            self.output.collect(kept)
+
+
+class ExpressionFilterOperator(StreamOperator):
+    """filter(pc.field("price") > 3000): evaluated by Arrow on the whole batch."""
+
+    def __init__(self, name: str, expression: pc.Expression):
+        self.name = name
+        self.expression = expression
+
+    def process_batch(self, batch: pa.RecordBatch) -> None:
+        try:
+            kept = batch.filter(self.expression)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+            raise RecordError(
+                f"The filter expression {self.expression} of '{self.name}' cannot be evaluated on "
+                f"records with schema ({_schema_text(batch.schema)}): {e}"
+            ) from e
+        if kept.num_rows:
+            self.output.collect(kept)
+
+    def describe(self) -> dict[str, Any]:
+        return {"expression": str(self.expression)}
+
+
+class MapBatchesOperator(UserFunctionOperator):
+    """map_batches(fn): fn(RecordBatch) -> RecordBatch | Table | dict of columns | None."""
+
+    def process_batch(self, batch: pa.RecordBatch) -> None:
+        result = self.call(batch)
+        for out in _as_batches(result, self.name):
+            if out.num_rows:
+                self.output.collect(out)
+
+
+class ProcessOperator(UserFunctionOperator):
+    """process(ProcessFunction): process_element(value, ctx) yields (or returns) output records."""
+
+    def __init__(self, name, function, call, output_schema=None, key_selector=None):
+        super().__init__(name, function, call, output_schema)
+        self.key_selector = key_selector
+        self.keyed = key_selector is not None
+
+    def open(self) -> None:
+        super().open()
+        self._context = ProcessContext()
+
+    def process_batch(self, batch: pa.RecordBatch) -> None:
+        fn = self.call
+        ctx = self._context
+        rows = records.batch_to_rows(batch)
+        keys = self.key_selector.keys(batch, rows) if self.key_selector else None
+        out: list[Any] = []
+        for i, row in enumerate(rows):
+            if keys is not None:
+                ctx._current_key = keys[i]
+            result = fn(row, ctx)
+            if result is not None:
+                out.extend(result)
+        self.emit_rows(out)
+
+
+class ProcessContext:
+    """The ``ctx`` of ProcessFunction.process_element (Flink's ProcessFunction.Context)."""
+
+    _current_key: Any = None
+
+    def get_current_key(self) -> Any:
+        return self._current_key
+
+    def timestamp(self) -> int | None:
+        return None
+
+
+def _schema_text(schema: pa.Schema) -> str:
+    return ", ".join(f"{f.name}: {f.type}" for f in schema)
+
+
+def _as_batches(result: Any, name: str) -> Iterable[pa.RecordBatch]:
+    if result is None:
+        return []
+    if isinstance(result, pa.RecordBatch):
+        return [result]
+    if isinstance(result, pa.Table):
+        return result.combine_chunks().to_batches()
+    if isinstance(result, dict):
+        return [pa.RecordBatch.from_pydict(result)]
+    raise RecordError(
+        f"The function of '{name}' returned {type(result).__name__}; a map_batches function must "
+        "return a pyarrow.RecordBatch, a pyarrow.Table, a dict of columns, or None"
+    )

@@ -1,0 +1,282 @@
+"""Task: one subtask of a chain, running in its own thread of a TaskManager process.
+
+Lifecycle (Flink's ExecutionState): DEPLOYING -> INITIALIZING (user code unpickled, operators
+opened, channels created) -> RUNNING -> FINISHED | FAILED | CANCELED. Every transition is
+reported through ``report(update)``; a failure carries the user's traceback as text.
+
+Inside the task the chain is a tree of operators wired by ``Output`` objects: a chained output is
+a function call into the next operator, a network output writes into a result partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Callable
+
+import cloudpickle
+import pyarrow as pa
+
+from pyflow.errors import CancelTaskError, PyflowError
+from pyflow.runtime.deployment import TaskDeploymentDescriptor
+from pyflow.runtime.messages import ExecutionState, TaskExecutionStateUpdate
+from pyflow.runtime.network import ChannelSpec, InputGate, NetworkEnvironment, ResultPartition
+from pyflow.runtime.network.partitioners import partitioner_from_spec
+from pyflow.runtime.operators.base import OperatorContext, OperatorMetrics, Output, SourceOperator, StreamOperator
+
+logger = logging.getLogger(__name__)
+
+
+class ChainedOutput(Output):
+    """Hands a batch to the next operator of the chain, counting records in between."""
+
+    __slots__ = ("operator", "out_metrics")
+
+    def __init__(self, operator: StreamOperator, out_metrics: OperatorMetrics):
+        self.operator = operator
+        self.out_metrics = out_metrics
+
+    def collect(self, batch: pa.RecordBatch) -> None:
+        n = batch.num_rows
+        self.out_metrics.num_records_out += n
+        self.operator.ctx.metrics.num_records_in += n
+        self.operator.process_batch(batch)
+
+
+class PartitionOutput(Output):
+    __slots__ = ("partition", "out_metrics")
+
+    def __init__(self, partition: ResultPartition, out_metrics: OperatorMetrics):
+        self.partition = partition
+        self.out_metrics = out_metrics
+
+    def collect(self, batch: pa.RecordBatch) -> None:
+        self.out_metrics.num_records_out += batch.num_rows
+        self.partition.emit(batch)
+
+
+class CountingOutput(Output):
+    """The output of a chain's last operator (a sink): only counts."""
+
+    __slots__ = ("out_metrics",)
+
+    def __init__(self, out_metrics: OperatorMetrics):
+        self.out_metrics = out_metrics
+
+    def collect(self, batch: pa.RecordBatch) -> None:
+        self.out_metrics.num_records_out += batch.num_rows
+
+
+class FanOutOutput(Output):
+    """One operator feeding several outputs (chained and/or network): each gets the batch."""
+
+    __slots__ = ("outputs", "out_metrics")
+
+    def __init__(self, outputs: list[Output], out_metrics: OperatorMetrics):
+        self.outputs = outputs
+        self.out_metrics = out_metrics
+
+    def collect(self, batch: pa.RecordBatch) -> None:
+        for out in self.outputs:
+            out.collect(batch)
+
+
+def _runtime_partitioner(spec, max_parallelism: int):
+    if spec.type == "hash":
+        return partitioner_from_spec({"type": "hash", "max_parallelism": max_parallelism,
+                                      "key_hasher": spec.key_selector.hashes})
+    return partitioner_from_spec({"type": spec.type})
+
+
+class Task:
+    def __init__(self, tdd: TaskDeploymentDescriptor, network: NetworkEnvironment,
+                 report: Callable[[TaskExecutionStateUpdate], None], resource_id: str):
+        self.tdd = tdd
+        self.network = network
+        self.report = report
+        self.resource_id = resource_id
+        self.state = ExecutionState.DEPLOYING
+        self.cancelled = threading.Event()
+        self.operators: dict[int, StreamOperator] = {}
+        self.partitions: list[ResultPartition] = []
+        self.gate: InputGate | None = None
+        self.thread = threading.Thread(target=self._run, name=f"Task {tdd.task_name}", daemon=True)
+        self.started_at = time.time()
+
+    @property
+    def execution_id(self) -> str:
+        return self.tdd.execution_id
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def cancel(self) -> None:
+        if self.state.is_terminal:
+            return
+        logger.info("Cancelling task %s (%s)", self.tdd.task_name, self.execution_id)
+        self.cancelled.set()
+        for p in self.partitions:
+            p.cancel()
+        if self.gate is not None:
+            self.gate.cancel()
+
+    # ------------------------------------------------------------------------------------------
+
+    def metrics(self) -> dict[str, Any]:
+        ops = {}
+        for op_info in self.tdd.operators:
+            op = self.operators.get(op_info.node_id)
+            m = op.ctx.metrics if op is not None and hasattr(op, "ctx") else OperatorMetrics()
+            ops[str(op_info.node_id)] = {"name": op_info.name, **m.to_dict()}
+        bytes_out = sum(p.num_bytes_out for p in self.partitions)
+        bytes_in = self.gate.num_bytes_in if self.gate is not None else 0
+        head = ops[str(self.tdd.operators[0].node_id)] if ops else {}
+        return {
+            "operators": ops,
+            "numBytesIn": bytes_in,
+            "numBytesOut": bytes_out,
+            "numRecordsIn": head.get("numRecordsIn", 0),
+            "numRecordsOut": sum(p.num_records_out for p in self.partitions),
+            "backPressuredTimeMs": sum(getattr(p, "backpressured_time_ms", 0.0) for p in self.partitions),
+            "state": self.state.value,
+        }
+
+    def _transition(self, state: ExecutionState, error: str = "") -> None:
+        self.state = state
+        logger.info("Task %s (%s) switched to %s", self.tdd.task_name, self.execution_id, state.value)
+        self.report(TaskExecutionStateUpdate(
+            job_id=self.tdd.job_id, execution_id=self.execution_id, state=state, error=error,
+            metrics=self.metrics(), resource_id=self.resource_id))
+
+    def _run(self) -> None:
+        tdd = self.tdd
+        try:
+            self._transition(ExecutionState.INITIALIZING)
+            for path in tdd.settings.get("user_paths", ()):
+                if path not in sys.path:
+                    sys.path.insert(0, path)
+            self._build_chain()
+            if self.cancelled.is_set():
+                raise CancelTaskError()
+            self._transition(ExecutionState.RUNNING)
+            self._invoke()
+            for p in self.partitions:
+                p.finish()
+            self._close_operators()
+            self._transition(ExecutionState.FINISHED)
+        except BaseException as e:  # noqa: BLE001 - every failure is reported, none is lost
+            self._close_operators(quiet=True)
+            if self.cancelled.is_set() or isinstance(e, CancelTaskError):
+                for p in self.partitions:
+                    p.cancel()
+                self._transition(ExecutionState.CANCELED)
+            else:
+                for p in self.partitions:
+                    p.cancel()
+                error = _describe_failure(e, tdd.task_name)
+                logger.error("Task %s (%s) failed:\n%s", tdd.task_name, self.execution_id, error)
+                self._transition(ExecutionState.FAILED, error)
+        finally:
+            if self.gate is not None:
+                self.gate.close()
+
+    def _build_chain(self) -> None:
+        tdd = self.tdd
+        settings = tdd.settings
+        for op_info in tdd.operators:
+            op = cloudpickle.loads(tdd.serialized_operators[op_info.node_id])
+            self.operators[op_info.node_id] = op
+        for p in tdd.outputs:
+            partition = self.network.create_result_partition(
+                p.partition_id, p.num_subpartitions, _runtime_partitioner(p.partitioner, p.max_parallelism))
+            self.partitions.append(partition)
+        partition_by_edge = {p.edge_id: part for p, part in zip(tdd.outputs, self.partitions)}
+
+        contexts = {}
+        for op_info in tdd.operators:
+            op = self.operators[op_info.node_id]
+            contexts[op_info.node_id] = OperatorContext(
+                task_name=tdd.task_name, operator_name=op_info.name, subtask_index=tdd.subtask_index,
+                parallelism=tdd.parallelism, max_parallelism=tdd.max_parallelism,
+                attempt_number=tdd.attempt_number, job_id=tdd.job_id,
+                batch_size=settings.get("batch_size", 16384),
+                buffer_timeout_ms=settings.get("buffer_timeout_ms", 100.0),
+                batch_mode=settings.get("batch_mode", False), cancelled=self.cancelled)
+        # set up tail first, so that every chained output points at a set-up operator
+        for op_info in reversed(tdd.operators):
+            op = self.operators[op_info.node_id]
+            metrics = contexts[op_info.node_id].metrics
+            outs: list[Output] = [ChainedOutput(self.operators[c], metrics) for c in op_info.chained_outputs]
+            outs += [PartitionOutput(partition_by_edge[e], metrics) for e in op_info.network_outputs]
+            if not outs:
+                output: Output = CountingOutput(metrics)
+            elif len(outs) == 1:
+                output = outs[0]
+            else:
+                output = FanOutOutput(outs, metrics)
+            op.setup(contexts[op_info.node_id], output)
+        for op_info in reversed(tdd.operators):
+            self.operators[op_info.node_id].open()
+            self.operators[op_info.node_id]._pyflow_opened = True
+        if tdd.inputs:
+            self.gate = self.network.create_input_gate([
+                ChannelSpec(c.partition_id, c.subpartition_index, c.host, c.port, c.input_index)
+                for c in tdd.inputs])
+
+    def _invoke(self) -> None:
+        head = self.operators[self.tdd.operators[0].node_id]
+        if isinstance(head, SourceOperator):
+            head.run()
+            if self.cancelled.is_set():
+                raise CancelTaskError()
+        else:
+            gate = self.gate
+            assert gate is not None, "a non-source task without inputs"
+            metrics = head.ctx.metrics
+            process = head.process_batch
+            timeout_marker = InputGate.TIMEOUT
+            while True:
+                item = gate.next(timeout=0.5)
+                if item is None:
+                    break
+                if item is timeout_marker:
+                    if self.cancelled.is_set():
+                        raise CancelTaskError()
+                    continue
+                _, value = item
+                if isinstance(value, pa.RecordBatch):
+                    metrics.num_records_in += value.num_rows
+                    process(value)
+                # other in-band events (watermarks, barriers) arrive with the event-time issue
+        # the input ended: let every operator of the chain emit what it held back, upstream first
+        for op_info in self.tdd.operators:
+            self.operators[op_info.node_id].end_input()
+
+    def _close_operators(self, quiet: bool = False) -> None:
+        for op_info in self.tdd.operators:
+            op = self.operators.get(op_info.node_id)
+            if op is None or not getattr(op, "_pyflow_opened", False):
+                continue
+            op._pyflow_opened = False
+            try:
+                op.close()
+            except Exception:
+                if not quiet:
+                    raise
+                logger.exception("Closing operator %s failed", op_info.name)
+
+
+def _describe_failure(e: BaseException, task_name: str) -> str:
+    """The failure as the user should see it: their traceback, without pyflow's own frames
+    when the error came from user code."""
+    tb = traceback.TracebackException.from_exception(e)
+    if isinstance(e, PyflowError) and e.__cause__ is None:
+        return f"{type(e).__name__}: {e}"
+    # keep the user's frames; pyflow's own runtime frames only when there are no others
+    frames = [f for f in tb.stack if "/pyflow/runtime/" not in f.filename.replace("\\", "/")]
+    if frames:
+        tb.stack = traceback.StackSummary.from_list(frames)
+    return f"Task {task_name} failed:\n" + "".join(tb.format())
