@@ -1,0 +1,35 @@
+"""Keyed state: key groups, the state of keyed operators, and the state backends that hold it.
+
+A key belongs to one key group (``hash % max_parallelism``) and a key group to one parallel
+operator instance; :mod:`pyflow.state.key_groups` is the one place that decides both.
+"""
+
+from pyflow.state.key_groups import (
+    NULL_HASH,
+    UPPER_BOUND_MAX_PARALLELISM,
+    assign_to_key_group,
+    channels_for_hashes,
+    check_max_parallelism,
+    compute_default_max_parallelism,
+    compute_operator_index_for_key_group,
+    hash_array,
+    hash_columns,
+    hash_object,
+    hash_objects,
+    key_group_range,
+)
+
+__all__ = [
+    "NULL_HASH",
+    "UPPER_BOUND_MAX_PARALLELISM",
+    "assign_to_key_group",
+    "channels_for_hashes",
+    "check_max_parallelism",
+    "compute_default_max_parallelism",
+    "compute_operator_index_for_key_group",
+    "hash_array",
+    "hash_columns",
+    "hash_object",
+    "hash_objects",
+    "key_group_range",
+]
