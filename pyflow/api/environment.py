@@ -39,14 +39,24 @@ class RuntimeExecutionMode:
     AUTOMATIC = "AUTOMATIC"
 
 
-# Set by `pyflow run` before the job file runs (Flink's ContextEnvironment): the CLI's options
-# apply to every environment the program creates.
+# Set by `pyflow run` / `pyflow info` before the job file runs (Flink's ContextEnvironment): the
+# CLI's options apply to every environment the program creates.
 _context_configuration: Configuration | None = None
+_context_plan_only = False
 
 
-def set_context_configuration(conf: Configuration | None) -> None:
-    global _context_configuration
+class PlanCaptured(Exception):
+    """Raised by execute() under `pyflow info`: carries the job graph instead of running it."""
+
+    def __init__(self, job_graph: JobGraph):
+        super().__init__(job_graph.job_name)
+        self.job_graph = job_graph
+
+
+def set_context_configuration(conf: Configuration | None, *, plan_only: bool = False) -> None:
+    global _context_configuration, _context_plan_only
     _context_configuration = conf
+    _context_plan_only = plan_only
 
 
 def _duration_ms(value: int | float | datetime.timedelta, what: str) -> float:
@@ -209,6 +219,8 @@ class StreamExecutionEnvironment:
     # ---- execution -------------------------------------------------------------------------------
 
     def execute_async(self, job_name: str | None = None) -> JobClient:
+        if _context_plan_only:
+            raise PlanCaptured(self.get_job_graph(job_name, serialize=False))
         job_graph = self.get_job_graph(job_name)
         self._transformations = []
         cluster = self._cluster_for_execution()

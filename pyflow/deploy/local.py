@@ -147,6 +147,9 @@ class LocalCluster:
 
     def start(self) -> "LocalCluster":
         if not self._started:
+            from pyflow.runtime.process_logging import setup_process_logging
+
+            setup_process_logging("client", str(os.getpid()), self.conf)
             self.jobmanager.start()
             self._started = True
         return self

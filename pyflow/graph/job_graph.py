@@ -8,6 +8,7 @@ each slot sharing group needs as many slots as its highest parallelism. Pure: no
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,7 +136,30 @@ def _vertex_id(head: StreamNode) -> str:
     return f"v{head.id}" if not head.uid else f"uid-{head.uid}"
 
 
-def _serialize(node: StreamNode) -> bytes:
+def _user_modules() -> list[Any]:
+    """Modules of the user's own code: loaded from files outside the standard library,
+    site-packages and pyflow. They travel inside the job (pickled by value), so TaskManagers need
+    not have them on their path - a helper module next to the job file just works."""
+    import sys
+    import sysconfig
+
+    excluded = {os.path.realpath(p) for p in {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}}
+    excluded.add(os.path.realpath(os.path.dirname(os.path.dirname(__file__))))
+    excluded.update(os.path.realpath(p) for p in sys.path if "site-packages" in p or "dist-packages" in p)
+    found = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if not path or name == "__main__" or not path.endswith(".py"):
+            continue
+        real = os.path.realpath(path)
+        if not any(real.startswith(e + os.sep) for e in excluded):
+            found.append(module)
+    return found
+
+
+def _serialize(node: StreamNode, user_modules: list[Any]) -> bytes:
+    for module in user_modules:
+        cloudpickle.register_pickle_by_value(module)
     try:
         return cloudpickle.dumps(node.operator)
     except Exception as e:  # noqa: BLE001 - anything pickle raises is the user's code
@@ -147,6 +171,9 @@ def _serialize(node: StreamNode) -> bytes:
             "open files, sockets, locks or clients in them; create such resources in open() of a "
             "rich function instead"
         ) from e
+    finally:
+        for module in user_modules:
+            cloudpickle.unregister_pickle_by_value(module)
 
 
 def build_job_graph(graph: StreamGraph, job_id: str, *, serialize: bool = True) -> JobGraph:
@@ -190,6 +217,7 @@ def build_job_graph(graph: StreamGraph, job_id: str, *, serialize: bool = True) 
             vertices[job_edge.source_vertex].outputs.append(job_edge)
             vertices[job_edge.target_vertex].inputs.append(job_edge)
 
+    user_modules = _user_modules() if serialize else []
     for head_id, nodes in members.items():
         vertex = vertex_of_head[head_id]
         for node in nodes:
@@ -198,7 +226,7 @@ def build_job_graph(graph: StreamGraph, job_id: str, *, serialize: bool = True) 
             network = tuple(je.id for je in vertex.outputs if je.source_node == node.id)
             vertex.operators.append(ChainedOperator(node.id, node.name, chained, network))
             if serialize:
-                vertex.serialized_operators[node.id] = _serialize(node)
+                vertex.serialized_operators[node.id] = _serialize(node, user_modules)
 
     job_graph = JobGraph(job_id=job_id, job_name=graph.job_name, vertices=vertices, edges=edges)
     job_graph.plan = {"streamGraph": graph.to_plan(), "jobGraph": job_graph.to_plan()}

@@ -159,12 +159,11 @@ def build_stream_graph(
             continue
         assert t.operator is not None, t
         parallelism = t.parallelism or default_parallelism
-        if t.non_parallel and parallelism != 1:
-            raise ProgramError(
-                f"The parallelism of non-parallel operator '{t.name}' must be 1, not {parallelism}; "
-                "remove its set_parallelism() call or use a parallel source"
-            )
         if t.non_parallel:
+            if t.parallelism not in (None, 1):
+                raise ProgramError(
+                    f"The parallelism of non-parallel operator '{t.name}' must be 1, not {t.parallelism}; "
+                    "remove its set_parallelism() call or use a parallel source")
             parallelism = 1
         max_parallelism = t.max_parallelism or default_max_parallelism
         if parallelism > max_parallelism:

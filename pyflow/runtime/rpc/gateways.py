@@ -8,10 +8,10 @@ stays inside this module and ``server.py``; gRPC errors are translated in ``_cal
 from __future__ import annotations
 
 import json
-import pickle
 import threading
 from typing import Any, Callable, Protocol
 
+import cloudpickle
 import grpc
 
 from pyflow.errors import RpcError, RpcTimeout, RpcUnavailable
@@ -148,7 +148,8 @@ class RemoteTaskExecutorGateway(_Client):
             job_master_address=job_master_address), timeout)
 
     def submit_task(self, deployment: Any, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        payload = pickle.dumps(deployment, protocol=5)
+        # cloudpickle: a deployment carries user code (key selectors of hash partitioners)
+        payload = cloudpickle.dumps(deployment, protocol=5)
         self._ack(self._stub.SubmitTask, pb.SubmitTaskRequest(deployment=payload), timeout)
 
     def cancel_task(self, execution_id: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:

@@ -1,7 +1,8 @@
 """Task: one subtask of a chain, running in its own thread of a TaskManager process.
 
 Lifecycle (Flink's ExecutionState): DEPLOYING -> INITIALIZING (user code unpickled, operators
-opened, channels created) -> RUNNING -> FINISHED | FAILED | CANCELED. Every transition is
+opened, channels created) -> RUNNING -> FINISHED | FAILED | CANCELED. A task turns FINISHED when
+its input ended, its operators closed, and its consumers received all it produced. Every transition is
 reported through ``report(update)``; a failure carries the user's traceback as text.
 
 Inside the task the chain is a tree of operators wired by ``Output`` objects: a chained output is
@@ -166,6 +167,7 @@ class Task:
             for p in self.partitions:
                 p.finish()
             self._close_operators()
+            self._wait_until_consumed()
             self._transition(ExecutionState.FINISHED)
         except BaseException as e:  # noqa: BLE001 - every failure is reported, none is lost
             self._close_operators(quiet=True)
@@ -254,6 +256,14 @@ class Task:
         # the input ended: let every operator of the chain emit what it held back, upstream first
         for op_info in self.tdd.operators:
             self.operators[op_info.node_id].end_input()
+
+    def _wait_until_consumed(self) -> None:
+        """A task is FINISHED once its consumers have received all its data: its byte counters
+        are then final, and its partitions need nothing more from it."""
+        for p in self.partitions:
+            while not p.wait_until_consumed(timeout=0.5):
+                if self.cancelled.is_set():
+                    raise CancelTaskError()
 
     def _close_operators(self, quiet: bool = False) -> None:
         for op_info in self.tdd.operators:

@@ -103,7 +103,8 @@ class JobMaster(RpcEndpoint):
         self.rm.request_slots(self, self.required_slots, self.rpc_address)
 
     def cancel(self) -> None:
-        self.run_async(self._cancel)
+        """Start cancelling; returns once the job is CANCELLING (or already ended)."""
+        self.call(self._cancel)
 
     def _cancel(self) -> None:
         if self.status.is_globally_terminal or self.status in (JobStatus.CANCELLING, JobStatus.FAILING):
@@ -160,8 +161,9 @@ class JobMaster(RpcEndpoint):
     def _submit(self, gateway: Any, tdd: TaskDeploymentDescriptor, execution_id: str) -> None:
         try:
             gateway.submit_task(tdd)
-        except PyflowError as e:
-            self.run_async(self._fail, f"Deploying task {tdd.task_name} failed: {e}")
+        except Exception as e:  # noqa: BLE001 - any failure to deploy fails the job, visibly
+            logger.exception("Deploying task %s failed", tdd.task_name)
+            self.run_async(self._fail, f"Deploying task {tdd.task_name} failed: {type(e).__name__}: {e}")
 
     def _gateway(self, location: TaskManagerLocation) -> Any:
         gw = self.gateways.get(location.resource_id)

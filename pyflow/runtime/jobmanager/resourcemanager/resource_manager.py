@@ -240,7 +240,7 @@ class ResourceManager(RpcEndpoint):
     def _allocate(self, gateway: Any, ins: AllocateSlot, job_master_address: str) -> None:
         try:
             gateway.request_slot(ins.allocation_id, ins.slot_index, ins.job_id, job_master_address)
-        except PyflowError as e:
+        except Exception as e:  # noqa: BLE001 - the TaskManager is unusable either way
             self.run_async(self._remove, ins.resource_id, f"TaskManager {ins.resource_id} refused a slot request: {e}")
 
     def _start_workers(self, count: int) -> None:

@@ -1,0 +1,1 @@
+"""Command-line interface: `pyflow run|info` and `yarn-session` (click)."""

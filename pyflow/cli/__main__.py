@@ -1,0 +1,3 @@
+from pyflow.cli.main import main
+
+main()
