@@ -100,3 +100,45 @@ class CancelTaskError(PyflowError):
 
 class NotYetSupportedError(PyflowError):
     """A feature that is documented but not in this release; the message says which."""
+
+
+def _is_user_frame(filename: str) -> bool:
+    import os
+    import sysconfig
+
+    if not os.path.isabs(filename) or not filename.endswith(".py"):
+        return False  # <string>, compiled extension frames (pyarrow/*.pyx)
+    path = os.path.realpath(filename)
+    library_roots = [os.path.realpath(os.path.dirname(__file__))]
+    library_roots += [os.path.realpath(sysconfig.get_paths()[k]) for k in ("stdlib", "purelib", "platlib")]
+    return not any(path.startswith(root + os.sep) for root in library_roots)
+
+
+def format_failure(e: BaseException) -> str:
+    """A failure as a user should see it.
+
+    A pyflow error says what is wrong and how to fix it: its message alone, unless it was caused
+    by the user's code, whose frames are then shown. Any other exception comes from user code:
+    its traceback, with only the user's own frames (pyflow's and libraries' frames dropped).
+    """
+    import traceback
+
+    def user_part(exc: BaseException) -> str:
+        tb = traceback.TracebackException.from_exception(exc, capture_locals=False)
+        frames = [f for f in tb.stack if _is_user_frame(f.filename)]
+        if not frames:
+            return ""
+        tb.stack = traceback.StackSummary.from_list(frames)
+        tb.__cause__ = tb.__context__ = None
+        return "".join(tb.format())
+
+    if isinstance(e, PyflowError):
+        text = f"{type(e).__name__}: {e}"
+        cause = e.__cause__
+        if cause is not None and not isinstance(cause, PyflowError):
+            shown = user_part(cause)
+            if shown:
+                text = f"{shown.rstrip()}\n\nThe above caused:\n{text}"
+        return text
+    shown = user_part(e)
+    return shown.rstrip() if shown else "".join(traceback.format_exception_only(type(e), e)).rstrip()

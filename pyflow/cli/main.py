@@ -12,13 +12,12 @@ import json
 import os
 import runpy
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
 import click
 
-from pyflow.errors import ConfigurationError, JobExecutionError, NotYetSupportedError, PyflowError
+from pyflow.errors import ConfigurationError, JobExecutionError, NotYetSupportedError, PyflowError, format_failure
 
 TARGETS = ("local", "remote", "yarn-per-job", "yarn-session", "yarn-application")
 AVAILABLE_TARGETS = ("local",)
@@ -70,16 +69,6 @@ def _run_program(path: Path, args: tuple[str, ...]) -> None:
         runpy.run_path(str(path), run_name="__main__")
     finally:
         sys.argv, sys.path[:] = old_argv, old_path
-
-
-def _user_traceback(e: BaseException, path: Path) -> str:
-    """The program's traceback without the CLI's own frames."""
-    tb = traceback.TracebackException.from_exception(e)
-    frames = [f for f in tb.stack if os.path.abspath(f.filename) == str(path.resolve())
-              or "/pyflow/" not in f.filename.replace("\\", "/")]
-    if frames:
-        tb.stack = traceback.StackSummary.from_list(frames)
-    return "".join(tb.format())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -145,7 +134,7 @@ def run(target: str | None, jobmanager: str | None, parallelism: int | None, det
     except KeyboardInterrupt:
         _fail("Interrupted; the job was cancelled.", code=130)
     except BaseException as e:  # noqa: BLE001 - the user's program raised before or around execute()
-        click.echo(_user_traceback(e, path).rstrip(), err=True)
+        click.echo(format_failure(e), err=True)
         _fail(f"The job program '{job}' raised {type(e).__name__}: {e}",
               "the traceback above points at the line in your program")
     finally:

@@ -28,6 +28,7 @@ class InputChannelDeployment:
     port: int
     input_index: int
     producer_task: str
+    producer_resource_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,10 @@ from pathlib import Path
 
 from pyflow.config import Configuration, options, resolve_log_dir
 
+#: ``logger.error(..., extra=FILE_ONLY)``: for the log file only, because the same failure reaches
+#: the user another way (a failed job's error is printed once, by the client)
+FILE_ONLY = {"console": False}
+
 FORMAT = "%(asctime)s %(levelname)-5s %(processName)s %(threadName)s %(name)s - %(message)s"
 _configured: str | None = None
 
@@ -40,6 +44,7 @@ def setup_process_logging(component: str, ident: str, conf: Configuration, *, co
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         stream.setLevel(logging.WARNING)
+        stream.addFilter(lambda record: getattr(record, "console", True))
         root.addHandler(stream)
     root.propagate = False
     _configured = str(path)

@@ -21,11 +21,12 @@ class UnknownJobError(ProgramError):
 
 
 class Dispatcher(RpcEndpoint):
-    def __init__(self, *, resource_manager: Any, rpc_address: str, io: Executor):
+    def __init__(self, *, resource_manager: Any, rpc_address: str, io: Executor, gateways: Any):
         super().__init__("Dispatcher")
         self.rm = resource_manager
         self.rpc_address = rpc_address
         self.io = io
+        self.gateways = gateways
         self._lock = threading.Lock()
         self.job_masters: dict[str, JobMaster] = {}
         self.results: dict[str, JobResult] = {}
@@ -35,7 +36,7 @@ class Dispatcher(RpcEndpoint):
             if job_graph.job_id in self.job_masters:
                 raise ProgramError(f"Job {job_graph.job_id} was already submitted to this cluster")
             jm = JobMaster(job_graph, resource_manager=self.rm, rpc_address=self.rpc_address, io=self.io,
-                           on_terminal=self._job_reached_terminal_state)
+                           on_terminal=self._job_reached_terminal_state, gateways=self.gateways)
             self.job_masters[job_graph.job_id] = jm
         logger.info("Received job %s (%s)", job_graph.job_name, job_graph.job_id)
         jm.start()

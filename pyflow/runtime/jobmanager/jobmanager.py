@@ -14,6 +14,7 @@ from pyflow.config import Configuration, JobManagerConfiguration, options
 from pyflow.runtime.jobmanager.dispatcher import Dispatcher
 from pyflow.runtime.jobmanager.resourcemanager.driver import ResourceDriver
 from pyflow.runtime.jobmanager.resourcemanager.resource_manager import ResourceManager
+from pyflow.runtime.rpc.gateways import TaskExecutorGateways
 from pyflow.runtime.rpc.server import add_job_master_router, add_resource_manager, start_server
 
 logger = logging.getLogger(__name__)
@@ -25,8 +26,9 @@ class JobManager:
         self.jm_conf = JobManagerConfiguration.from_config(conf)
         self.driver = driver
         self.io = ThreadPoolExecutor(max_workers=16, thread_name_prefix="jm-io")
+        self.gateways = TaskExecutorGateways()
         self.rm = ResourceManager(
-            driver=driver, io=self.io, slots_per_task_manager=conf.get(options.NUM_TASK_SLOTS),
+            driver=driver, io=self.io, gateways=self.gateways, slots_per_task_manager=conf.get(options.NUM_TASK_SLOTS),
             heartbeat_interval_s=self.jm_conf.heartbeat_interval_s,
             heartbeat_timeout_s=self.jm_conf.heartbeat_timeout_s,
             taskmanager_timeout_s=self.jm_conf.taskmanager_timeout_s,
@@ -43,7 +45,8 @@ class JobManager:
 
         self._server, port = start_server(self.jm_conf.bind_host, self.jm_conf.rpc_port, register)
         self.address = f"{self.jm_conf.rpc_address}:{port}"
-        self.dispatcher = Dispatcher(resource_manager=self.rm, rpc_address=self.address, io=self.io)
+        self.dispatcher = Dispatcher(resource_manager=self.rm, rpc_address=self.address, io=self.io,
+                                     gateways=self.gateways)
         self.rm.metrics_listener = self.dispatcher.forward_task_metrics
         self.rm.start(self.address)
         logger.info("JobManager started; RPC at %s", self.address)

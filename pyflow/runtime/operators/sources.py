@@ -82,23 +82,33 @@ class GeneratorSource(SourceOperator):
         interval_s = max(self.ctx.buffer_timeout_ms, 10.0) / 1000.0
         started = time.monotonic()
         produced = 0
+        # an unbounded stream sizes its batches so that one batch's trip through the chain takes
+        # about one buffer timeout: slow functions then still see small batches at low latency
+        adaptive = self.count is None
+        size = 64 if adaptive else self.ctx.batch_size
+        target_s = max(self.ctx.buffer_timeout_ms, 1.0) / 1000.0
         while not self.ctx.cancelled.is_set():
             if self.count is not None and index >= self.count:
                 return
-            size = self.ctx.batch_size
+            batch_rows = size
             if per_subtask_rate:
                 allowed = int((time.monotonic() - started + interval_s) * per_subtask_rate) - produced
                 if allowed <= 0:
                     self.ctx.cancelled.wait(interval_s)
                     continue
-                size = min(size, allowed)
-            stop = index + size * p if self.count is None else min(index + size * p, self.count)
+                batch_rows = min(size, allowed)
+            stop = index + batch_rows * p if self.count is None else min(index + batch_rows * p, self.count)
             indices = range(index, stop, p)
             rows = [fn(k) for k in indices]
             index = stop if stop > index else index + p
             produced += len(rows)
             if rows:
+                t0 = time.monotonic()
                 self.output.collect(records.rows_to_batch(rows, self.output_schema))
+                if adaptive:
+                    elapsed = time.monotonic() - t0
+                    scaled = int(len(rows) * target_s / elapsed) if elapsed > 0 else self.ctx.batch_size
+                    size = max(1, min(self.ctx.batch_size, scaled, size * 2))
 
 
 class FileSourceOperator(SourceOperator):

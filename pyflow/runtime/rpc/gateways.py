@@ -43,8 +43,6 @@ def _call(what: str, address: str, method: Callable, request: Any, timeout: floa
 
 
 class _Client:
-    _lock = threading.Lock()
-
     def __init__(self, address: str, stub_class: type, what: str):
         self.address = address
         self.what = what
@@ -160,6 +158,36 @@ class RemoteTaskExecutorGateway(_Client):
 
     def shutdown(self, reason: str, timeout: float = 5.0) -> None:
         self._ack(self._stub.Shutdown, pb.ShutdownRequest(reason=reason), timeout)
+
+
+class TaskExecutorGateways:
+    """One gateway (one gRPC channel) per TaskManager, shared by the ResourceManager and every
+    JobMaster of a JobManager; closed when the TaskManager is removed, not when a job ends."""
+
+    def __init__(self, factory: Callable[[str, str], Any] = RemoteTaskExecutorGateway):
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._gateways: dict[str, Any] = {}
+
+    def get(self, rpc_address: str, resource_id: str) -> Any:
+        with self._lock:
+            gw = self._gateways.get(resource_id)
+            if gw is None:
+                gw = self._gateways[resource_id] = self._factory(rpc_address, resource_id)
+            return gw
+
+    def release(self, resource_id: str) -> None:
+        with self._lock:
+            gw = self._gateways.pop(resource_id, None)
+        if gw is not None:
+            gw.close()
+
+    def close(self) -> None:
+        with self._lock:
+            gateways = list(self._gateways.values())
+            self._gateways.clear()
+        for gw in gateways:
+            gw.close()
 
 
 class TestingTaskExecutorGateway:

@@ -8,6 +8,7 @@ Exits 0 when the JobManager shuts it down, 1 when it lost the JobManager or fail
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     resource_id = conf.get(options.TM_RESOURCE_ID) or f"tm-{os.getpid()}"
     conf.set(options.TM_RESOURCE_ID, resource_id)
     log_file = setup_process_logging("taskexecutor", resource_id, conf)
+    # `kill -USR1 <pid>` writes every thread's stack to the TaskManager's stderr (stuck tasks)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     logger = logging.getLogger("pyflow.runtime.taskmanager")
     te = TaskExecutor(conf, args.jobmanager, log_file=log_file)
     signal.signal(signal.SIGTERM, lambda *_: te.shutdown("SIGTERM"))

@@ -11,24 +11,28 @@ a function call into the next operator, a network output writes into a result pa
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import sys
 import threading
 import time
-import traceback
 from typing import Any, Callable
 
 import cloudpickle
 import pyarrow as pa
 
-from pyflow.errors import CancelTaskError, PyflowError
+from pyflow.errors import CancelTaskError, NetworkError, format_failure
 from pyflow.runtime.deployment import TaskDeploymentDescriptor
+from pyflow.runtime.process_logging import FILE_ONLY
 from pyflow.runtime.messages import ExecutionState, TaskExecutionStateUpdate
 from pyflow.runtime.network import ChannelSpec, InputGate, NetworkEnvironment, ResultPartition
 from pyflow.runtime.network.partitioners import partitioner_from_spec
 from pyflow.runtime.operators.base import OperatorContext, OperatorMetrics, Output, SourceOperator, StreamOperator
 
 logger = logging.getLogger(__name__)
+
+#: how long a cancelled task may take to stop on its own before its thread is interrupted
+CANCELLATION_INTERVAL_S = 0.5
 
 
 class ChainedOutput(Output):
@@ -115,7 +119,7 @@ class Task:
         self.thread.start()
 
     def cancel(self) -> None:
-        if self.state.is_terminal:
+        if self.state.is_terminal or self.cancelled.is_set():
             return
         logger.info("Cancelling task %s (%s)", self.tdd.task_name, self.execution_id)
         self.cancelled.set()
@@ -123,6 +127,20 @@ class Task:
             p.cancel()
         if self.gate is not None:
             self.gate.cancel()
+        threading.Thread(target=self._interrupt_until_done, name=f"canceller {self.execution_id}",
+                         daemon=True).start()
+
+    def _interrupt_until_done(self) -> None:
+        """Flink interrupts a task thread that does not stop when cancelled; Python's equivalent
+        raises CancelTaskError inside it (at its next bytecode), again every interval until the
+        thread ends. A user function busy in Python code stops within one interval."""
+        while self.thread.is_alive():
+            self.thread.join(CANCELLATION_INTERVAL_S)
+            if self.thread.is_alive() and self.thread.ident is not None and not self.state.is_terminal:
+                logger.info("Task %s (%s) did not stop yet; interrupting its thread", self.tdd.task_name,
+                            self.execution_id)
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread.ident),
+                                                           ctypes.py_object(CancelTaskError))
 
     # ------------------------------------------------------------------------------------------
 
@@ -145,12 +163,15 @@ class Task:
             "state": self.state.value,
         }
 
-    def _transition(self, state: ExecutionState, error: str = "") -> None:
+    def _transition(self, state: ExecutionState, error: str = "", failure_type: str = "") -> None:
         self.state = state
         logger.info("Task %s (%s) switched to %s", self.tdd.task_name, self.execution_id, state.value)
+        metrics = self.metrics()
+        if failure_type:
+            metrics["failureType"] = failure_type
         self.report(TaskExecutionStateUpdate(
             job_id=self.tdd.job_id, execution_id=self.execution_id, state=state, error=error,
-            metrics=self.metrics(), resource_id=self.resource_id))
+            metrics=metrics, resource_id=self.resource_id))
 
     def _run(self) -> None:
         tdd = self.tdd
@@ -179,8 +200,11 @@ class Task:
                 for p in self.partitions:
                     p.cancel()
                 error = _describe_failure(e, tdd.task_name)
-                logger.error("Task %s (%s) failed:\n%s", tdd.task_name, self.execution_id, error)
-                self._transition(ExecutionState.FAILED, error)
+                if isinstance(e, NetworkError):
+                    error = self._name_producers(error)
+                logger.error("Task %s (%s) failed:\n%s", tdd.task_name, self.execution_id, error,
+                             exc_info=e, extra=FILE_ONLY)
+                self._transition(ExecutionState.FAILED, error, failure_type=type(e).__name__)
         finally:
             if self.gate is not None:
                 self.gate.close()
@@ -257,6 +281,15 @@ class Task:
         for op_info in self.tdd.operators:
             self.operators[op_info.node_id].end_input()
 
+    def _name_producers(self, error: str) -> str:
+        """A broken input channel names a data address; say which TaskManager and task that is."""
+        for c in self.tdd.inputs:
+            address = f"{c.host}:{c.port}"
+            if address in error and c.producer_resource_id:
+                return (f"{error}\nThe producer {address} is TaskManager {c.producer_resource_id} (task "
+                        f"{c.producer_task}); it may have been lost.")
+        return error
+
     def _wait_until_consumed(self) -> None:
         """A task is FINISHED once its consumers have received all its data: its byte counters
         are then final, and its partitions need nothing more from it."""
@@ -280,13 +313,4 @@ class Task:
 
 
 def _describe_failure(e: BaseException, task_name: str) -> str:
-    """The failure as the user should see it: their traceback, without pyflow's own frames
-    when the error came from user code."""
-    tb = traceback.TracebackException.from_exception(e)
-    if isinstance(e, PyflowError) and e.__cause__ is None:
-        return f"{type(e).__name__}: {e}"
-    # keep the user's frames; pyflow's own runtime frames only when there are no others
-    frames = [f for f in tb.stack if "/pyflow/runtime/" not in f.filename.replace("\\", "/")]
-    if frames:
-        tb.stack = traceback.StackSummary.from_list(frames)
-    return f"Task {task_name} failed:\n" + "".join(tb.format())
+    return f"Task {task_name} failed:\n{format_failure(e)}"

@@ -22,8 +22,9 @@ from pyflow.runtime.deployment import InputChannelDeployment, ResultPartitionDep
 from pyflow.runtime.messages import (
     ExecutionState, JobStatus, SlotOffer, TaskExecutionStateUpdate, TaskManagerLocation,
 )
+from pyflow.runtime.process_logging import FILE_ONLY
 from pyflow.runtime.rpc.endpoint import RpcEndpoint
-from pyflow.runtime.rpc.gateways import RemoteTaskExecutorGateway
+from pyflow.runtime.rpc.gateways import TaskExecutorGateways
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class Execution:
     allocation_id: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    #: the exception type of a failure; "NetworkError" marks a consequence of another failure
+    failure_type: str = ""
     state_timestamps: dict[str, float] = field(default_factory=dict)
 
 
@@ -65,7 +68,7 @@ class JobResult:
 class JobMaster(RpcEndpoint):
     def __init__(self, job_graph: JobGraph, *, resource_manager: Any, rpc_address: str, io: Executor,
                  on_terminal: Callable[[JobResult], None],
-                 gateway_factory: Callable[[str, str], Any] = RemoteTaskExecutorGateway,
+                 gateways: TaskExecutorGateways | None = None,
                  clock: Callable[[], float] = time.time):
         super().__init__(f"JobMaster-{job_graph.job_id[:8]}")
         self.job_graph = job_graph
@@ -74,7 +77,7 @@ class JobMaster(RpcEndpoint):
         self.rpc_address = rpc_address
         self.io = io
         self.on_terminal = on_terminal
-        self.gateway_factory = gateway_factory
+        self.gateways = gateways or TaskExecutorGateways()
         self.clock = clock
         self.status = JobStatus.CREATED
         self.status_timestamps: dict[str, float] = {JobStatus.CREATED.value: clock()}
@@ -87,8 +90,9 @@ class JobMaster(RpcEndpoint):
         self._by_execution_id = {e.execution_id: e for e in self.executions.values()}
         self.required_slots = len(self.graph.slots)
         self.slot_pool: dict[str, tuple[TaskManagerLocation, int]] = {}
-        self.gateways: dict[str, Any] = {}
         self.failure_cause: str | None = None
+        #: failed executions in the order their failures arrived
+        self.failures: list[Execution] = []
         self.result: JobResult | None = None
         self.result_future: Future = Future()
 
@@ -134,12 +138,18 @@ class JobMaster(RpcEndpoint):
         self.run_async(self._fail, reason)
 
     def notify_task_manager_lost(self, resource_id: str, reason: str) -> None:
-        def lost() -> None:
-            uses = any(loc.resource_id == resource_id for loc, _ in self.slot_pool.values())
-            if uses and not self.status.is_globally_terminal:
-                self._fail(reason, lost_resource=resource_id)
+        self.run_async(self._task_manager_lost, resource_id, reason)
 
-        self.run_async(lost)
+    def _task_manager_lost(self, resource_id: str, reason: str) -> None:
+        """The tasks of a lost TaskManager will never report again: they end here, FAILED, and
+        the job fails (if it has not already)."""
+        if self.status.is_globally_terminal:
+            return
+        for e in self.executions.values():
+            if e.location is not None and e.location.resource_id == resource_id and not e.state.is_terminal:
+                self._set_state(e, ExecutionState.FAILED)
+        self._fail(reason)
+        self._check_terminal()
 
     # ---- deployment --------------------------------------------------------------------------------
 
@@ -166,10 +176,7 @@ class JobMaster(RpcEndpoint):
             self.run_async(self._fail, f"Deploying task {tdd.task_name} failed: {type(e).__name__}: {e}")
 
     def _gateway(self, location: TaskManagerLocation) -> Any:
-        gw = self.gateways.get(location.resource_id)
-        if gw is None:
-            gw = self.gateways[location.resource_id] = self.gateway_factory(location.rpc_address, location.resource_id)
-        return gw
+        return self.gateways.get(location.rpc_address, location.resource_id)
 
     def _deployment_descriptor(self, execution: Execution) -> TaskDeploymentDescriptor:
         v = execution.vertex
@@ -189,7 +196,8 @@ class JobMaster(RpcEndpoint):
             inputs.append(InputChannelDeployment(
                 partition_id=c.partition_id, subpartition_index=c.subpartition_index,
                 host=producer.location.data_host, port=producer.location.data_port,
-                input_index=c.input_index, producer_task=producer.vertex.task_name))
+                input_index=c.input_index, producer_task=producer.vertex.task_name,
+                producer_resource_id=producer.location.resource_id))
         return TaskDeploymentDescriptor(
             job_id=self.job_id, job_name=self.job_graph.job_name, execution_id=execution.execution_id,
             allocation_id=execution.allocation_id, vertex_id=jv.id, task_name=v.task_name,
@@ -213,8 +221,10 @@ class JobMaster(RpcEndpoint):
             return
         self._set_state(execution, update.state)
         if update.state is ExecutionState.FAILED:
-            execution.error = update.error
-            self._fail(update.error or f"Task {execution.vertex.task_name} failed")
+            execution.error = update.error or f"Task {execution.vertex.task_name} failed"
+            execution.failure_type = update.metrics.get("failureType", "")
+            self.failures.append(execution)
+            self._fail(execution.error)
         self._check_terminal()
 
     def update_live_metrics(self, task_metrics: dict[str, dict[str, Any]]) -> None:
@@ -231,16 +241,12 @@ class JobMaster(RpcEndpoint):
         execution.state = state
         execution.state_timestamps[state.value] = self.clock()
 
-    def _fail(self, cause: str, lost_resource: str | None = None) -> None:
+    def _fail(self, cause: str) -> None:
         if self.status.is_globally_terminal or self.status is JobStatus.FAILING:
             return
-        logger.error("Job %s (%s) failed: %s", self.job_graph.job_name, self.job_id, cause)
+        logger.error("Job %s (%s) failed: %s", self.job_graph.job_name, self.job_id, cause, extra=FILE_ONLY)
         self.failure_cause = cause
         self._switch(JobStatus.FAILING)
-        if lost_resource is not None:
-            for e in self.executions.values():
-                if e.location is not None and e.location.resource_id == lost_resource and not e.state.is_terminal:
-                    self._set_state(e, ExecutionState.FAILED)
         self._cancel_executions()
         self._check_terminal()
         # tasks that cannot answer any more (their TaskManager died) must not hold the job forever
@@ -254,7 +260,21 @@ class JobMaster(RpcEndpoint):
                 self._set_state(e, ExecutionState.CANCELED)
                 continue
             self._set_state(e, ExecutionState.CANCELING)
-            self.io.submit(_quietly, self._gateway(e.location).cancel_task, e.execution_id)
+            self.io.submit(self._cancel_execution, self._gateway(e.location), e.execution_id)
+
+    def _cancel_execution(self, gateway: Any, execution_id: str) -> None:
+        try:
+            gateway.cancel_task(execution_id)
+        except PyflowError as e:
+            # its TaskManager cannot be reached, so the task can never report: it is lost
+            logger.info("Cancelling %s failed (%s); counting the task as lost", execution_id, e)
+            self.run_async(self._execution_lost, execution_id)
+
+    def _execution_lost(self, execution_id: str) -> None:
+        e = self._by_execution_id[execution_id]
+        if not e.state.is_terminal:
+            self._set_state(e, ExecutionState.FAILED)
+            self._check_terminal()
 
     def _force_terminal(self) -> None:
         if self.status.is_globally_terminal:
@@ -277,11 +297,20 @@ class JobMaster(RpcEndpoint):
         elif any(s is ExecutionState.CANCELED for s in states):
             self._end(JobStatus.CANCELED)
 
+    def _root_cause(self) -> str | None:
+        """The failure that caused the others. A task whose input channel broke (NetworkError)
+        failed because its producer failed or was cancelled first; when both reports are in, the
+        producer's failure is the cause the user must see."""
+        primary = [e for e in self.failures if e.failure_type != "NetworkError"]
+        if primary and self.failure_cause in [e.error for e in self.failures if e.failure_type == "NetworkError"]:
+            return primary[0].error
+        return self.failure_cause
+
     def _end(self, status: JobStatus) -> None:
+        if status is JobStatus.FAILED:
+            self.failure_cause = self._root_cause()
         self._switch(status)
         self.rm.release_slots(self.job_id)
-        for gw in self.gateways.values():
-            self.io.submit(gw.close)
         self.result = JobResult(
             job_id=self.job_id, job_name=self.job_graph.job_name, status=status,
             start_time=self.start_time, end_time=self.clock(),
@@ -334,13 +363,6 @@ class JobMaster(RpcEndpoint):
             }
 
         return self.call(collect)
-
-
-def _quietly(fn: Callable, *args: Any) -> None:
-    try:
-        fn(*args)
-    except PyflowError as e:
-        logger.info("Ignoring failed call: %s", e)
 
 
 def new_job_id() -> str:

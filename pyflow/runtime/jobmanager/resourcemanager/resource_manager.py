@@ -22,7 +22,7 @@ from pyflow.runtime.jobmanager.resourcemanager.slot_manager import (
 )
 from pyflow.runtime.messages import SlotStatus, TaskExecutorRegistration
 from pyflow.runtime.rpc.endpoint import RpcEndpoint
-from pyflow.runtime.rpc.gateways import RemoteTaskExecutorGateway
+from pyflow.runtime.rpc.gateways import TaskExecutorGateways
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +50,14 @@ class ResourceManager(RpcEndpoint):
     def __init__(self, *, driver: ResourceDriver, io: Executor, slots_per_task_manager: int,
                  heartbeat_interval_s: float, heartbeat_timeout_s: float, taskmanager_timeout_s: float,
                  slot_request_timeout_s: float,
-                 gateway_factory: Callable[[str, str], Any] = RemoteTaskExecutorGateway,
+                 gateways: TaskExecutorGateways | None = None,
                  clock: Callable[[], float] = time.monotonic):
         super().__init__("ResourceManager")
         self.driver = driver
         self.io = io
         self.heartbeat_interval_s = heartbeat_interval_s
         self.heartbeat_timeout_s = heartbeat_timeout_s
-        self.gateway_factory = gateway_factory
+        self.gateways = gateways or TaskExecutorGateways()
         self.clock = clock
         self.slot_manager = SlotManager(
             slots_per_task_manager=slots_per_task_manager, taskmanager_timeout_s=taskmanager_timeout_s,
@@ -76,21 +76,12 @@ class ResourceManager(RpcEndpoint):
         self.schedule_periodic(min(1.0, self.heartbeat_interval_s), self._tick)
 
     def close(self) -> None:
-        def stop_all() -> list[Any]:
-            gateways = [tm.gateway for tm in self.task_managers.values()]
-            self.task_managers.clear()
-            return gateways
-
         try:
-            gateways = self.call(stop_all, timeout=5)
+            self.call(self.task_managers.clear, timeout=5)
         except Exception:  # noqa: BLE001 - closing anyway
-            gateways = []
-        for gw in gateways:
-            try:
-                gw.close()
-            except Exception:  # noqa: BLE001
-                pass
+            pass
         self.driver.close()
+        self.gateways.close()
         self.close_endpoint()
 
     # ---- from TaskManagers (gRPC threads) -------------------------------------------------------
@@ -104,7 +95,7 @@ class ResourceManager(RpcEndpoint):
         if old is not None:
             old.last_heartbeat = now
             return True, "already registered"
-        gateway = self.gateway_factory(r.rpc_address, r.resource_id)
+        gateway = self.gateways.get(r.rpc_address, r.resource_id)
         self.task_managers[r.resource_id] = RegisteredTaskManager(r, gateway, now, now)
         self.history[r.resource_id] = r
         logger.info("Registered TaskManager %s at %s (pid %d, %d slots)", r.resource_id, r.rpc_address,
@@ -201,7 +192,7 @@ class ResourceManager(RpcEndpoint):
                 listener.notify_task_manager_lost(resource_id, reason)
         self._execute(self.slot_manager.handle(TaskManagerRemoved(resource_id, self.clock())))
         gateway = tm.gateway
-        self.io.submit(self._stop_worker, resource_id, gateway, "lost")
+        self._submit(self._stop_worker, resource_id, gateway, "lost")
 
     def _stop_worker(self, resource_id: str, gateway: Any, reason: str) -> None:
         try:
@@ -209,7 +200,7 @@ class ResourceManager(RpcEndpoint):
         except PyflowError:
             pass
         finally:
-            gateway.close()
+            self.gateways.release(resource_id)
         try:
             self.driver.stop_task_manager(resource_id)
         except Exception:  # noqa: BLE001 - logged; the worker is gone for us either way
@@ -220,22 +211,29 @@ class ResourceManager(RpcEndpoint):
             if isinstance(ins, AllocateSlot):
                 tm = self.task_managers[ins.resource_id]
                 address = self.job_master_addresses.get(ins.job_id, self.jobmanager_address)
-                self.io.submit(self._allocate, tm.gateway, ins, address)
+                self._submit(self._allocate, tm.gateway, ins, address)
             elif isinstance(ins, FreeSlot):
                 tm = self.task_managers.get(ins.resource_id)
                 if tm is not None:
-                    self.io.submit(_quietly, tm.gateway.free_slot, ins.allocation_id, "job released its slots")
+                    self._submit(_quietly, tm.gateway.free_slot, ins.allocation_id, "job released its slots")
             elif isinstance(ins, StartTaskManagers):
-                self.io.submit(self._start_workers, ins.count)
+                self._submit(self._start_workers, ins.count)
             elif isinstance(ins, StopTaskManager):
                 tm = self.task_managers.pop(ins.resource_id, None)
                 logger.info("Stopping idle TaskManager %s (resourcemanager.taskmanager-timeout)", ins.resource_id)
                 if tm is not None:
-                    self.io.submit(self._stop_worker, ins.resource_id, tm.gateway, "idle")
+                    self._submit(self._stop_worker, ins.resource_id, tm.gateway, "idle")
             elif isinstance(ins, FailSlotRequest):
                 listener = self.listeners.get(ins.job_id)
                 if listener is not None:
                     listener.notify_slot_request_failed(ins.reason)
+
+    def _submit(self, fn: Callable, *args: Any) -> None:
+        """Outgoing work on the I/O pool; after shutdown began there is nobody left to call."""
+        try:
+            self.io.submit(fn, *args)
+        except RuntimeError:
+            logger.debug("Not running %s: the JobManager is shutting down", getattr(fn, "__name__", fn))
 
     def _allocate(self, gateway: Any, ins: AllocateSlot, job_master_address: str) -> None:
         try:
