@@ -22,15 +22,16 @@ from pyflow.runtime.operators.sources import FileSourceOperator
 class FileSource:
     """Bounded source over files: a path, a directory (recursively), a glob, or a list of them.
 
-    ``format`` is "parquet", "csv" or "json" (JSON lines); inferred from the file extension when
-    omitted. CSV options: ``column_names`` (for headerless files), ``has_header``, ``delimiter``;
+    ``format`` is "parquet", "csv", "json" (JSON lines) or "text" (one string record per line, as
+    Flink's readTextFile); inferred from the file extension when omitted. CSV options:
+    ``column_names`` (for headerless files), ``has_header``, ``delimiter`` (default ",", tab for .tsv);
     ``schema`` fixes column types; ``columns`` reads only some columns. Files are split over the
     source's subtasks: file i goes to subtask i % parallelism.
     """
 
     def __init__(self, path: str | os.PathLike | Sequence[str | os.PathLike], format: str | None = None, *,
                  schema: pa.Schema | None = None, column_names: list[str] | None = None,
-                 has_header: bool = True, delimiter: str = ",", columns: list[str] | None = None):
+                 has_header: bool = True, delimiter: str | None = None, columns: list[str] | None = None):
         self.files = fileio.resolve_files(path)
         self.format = format or fileio.infer_format(self.files)
         if self.format not in fileio.FORMATS:
@@ -47,7 +48,9 @@ class FileSource:
 class FileSink:
     """Writes one part file per sink subtask under ``path``: ``part-<subtask>.<ext>``.
 
-    ``format`` is "parquet", "csv" or "json" (JSON lines). A sink replaces the part files of an
+    ``format`` is "parquet", "csv", "json" (JSON lines) or "text" (``str(record)`` per line). A
+    part file appears when its subtask finishes (written to a hidden ``.inprogress`` file until
+    then); a failed job leaves no half-written part file. A sink replaces the part files of an
     earlier run of itself; other files in the directory are left alone.
     """
 

@@ -34,6 +34,7 @@ import glob
 import json
 import logging
 import math
+import itertools
 import os
 import re
 from typing import Any, Iterator, Sequence
@@ -59,9 +60,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("parquet", "csv", "json")  # json = JSON lines
+FORMATS = ("parquet", "csv", "json", "text")  # json = JSON lines; text = one string per line
 #: File extension written by FileWriter per format.
-EXTENSIONS = {"parquet": "parquet", "csv": "csv", "json": "jsonl"}
+EXTENSIONS = {"parquet": "parquet", "csv": "csv", "json": "jsonl", "text": "txt"}
 _FORMAT_BY_EXTENSION = {
     ".parquet": "parquet",
     ".pq": "parquet",
@@ -70,6 +71,8 @@ _FORMAT_BY_EXTENSION = {
     ".json": "json",
     ".jsonl": "json",
     ".ndjson": "json",
+    ".txt": "text",
+    ".text": "text",
 }
 # compressed CSV / JSON is decompressed by pyarrow, chosen by this suffix
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4", ".br")
@@ -256,6 +259,8 @@ class FileReader:
         self._bytes_read = 0
 
     def _make_format(self, schema, column_names, has_header, delimiter):
+        if self._format == "text":
+            return None  # read line by line, see _text_batches
         if self._format == "parquet":
             return ds.ParquetFileFormat()
         if self._format == "json":
@@ -309,7 +314,26 @@ class FileReader:
                 yield from self._file_batches(file)
             self._bytes_read += max(size, 0)
 
+    def _text_batches(self, file: str) -> Iterator[pa.RecordBatch]:
+        """Flink's readTextFile: one UTF-8 string per line (line ends removed), scalar rows."""
+        schema = records.with_row_kind(pa.schema([(records.SCALAR_COLUMN, pa.string())]), records.SCALAR)
+        try:
+            with open(file, "r", encoding="utf-8", newline=None) as f:
+                while True:
+                    lines = [line.rstrip("\n") for line in itertools.islice(f, self._batch_size)]
+                    if not lines:
+                        return
+                    yield pa.RecordBatch.from_arrays([pa.array(lines, pa.string())], schema=schema)
+        except UnicodeDecodeError as exc:
+            raise RecordError(f"Cannot read text file '{file}': it is not UTF-8 text ({exc}). Fix: convert "
+                              "it to UTF-8, or read it with another format") from exc
+        except OSError as exc:
+            raise self._read_error(file, exc) from exc
+
     def _file_batches(self, file: str) -> Iterator[pa.RecordBatch]:
+        if self._format == "text":
+            yield from self._text_batches(file)
+            return
         try:
             dataset = ds.dataset(file, format=self._file_format, schema=self._schema)
             if self._columns is not None:
@@ -602,6 +626,10 @@ class FileWriter:
             return
         if self._format == "json":
             self._write_json(batch)
+            return
+        if self._format == "text":
+            lines = "".join(f"{row}\n" for row in records.batch_to_rows(batch)).encode()
+            self._open_sink().write(lines)
             return
         batch = self._file_batch(batch)
         if self._format == "csv":

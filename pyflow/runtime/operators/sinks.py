@@ -62,12 +62,16 @@ class FileSinkOperator(StreamOperator):
         self._writer.write(batch)
 
     def end_input(self) -> None:
+        # the input is complete: publish the part file
         if self._writer is not None:
             self._writer.close()
+            self._writer = None
 
     def close(self) -> None:
+        # still open here means the task failed or was cancelled: drop the half-written file
         if self._writer is not None:
-            self._writer.close()
+            self._writer.abort()
+            self._writer = None
 
     def describe(self) -> dict[str, Any]:
         return {"path": self.path, "format": self.format}

@@ -132,9 +132,7 @@ class FileSourceOperator(SourceOperator):
                 self.output.collect(batch)
 
     def estimated_total_bytes(self) -> int | None:
-        import os
-
-        return sum(os.path.getsize(f) for f in self.files if os.path.exists(f))
+        return fileio.FileReader(self.files, self.format).total_bytes
 
     def describe(self) -> dict[str, Any]:
         return {"files": len(self.files), "format": self.format}

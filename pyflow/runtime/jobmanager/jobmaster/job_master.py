@@ -344,8 +344,9 @@ class JobMaster(RpcEndpoint):
         for e in self.executions.values():
             jv = e.vertex.job_vertex
             agg = out.setdefault(jv.id, {"name": jv.name, "parallelism": jv.parallelism, "numBytesIn": 0,
-                                         "numBytesOut": 0, "numRecordsIn": 0, "numRecordsOut": 0})
-            for k in ("numBytesIn", "numBytesOut", "numRecordsIn", "numRecordsOut"):
+                                         "numBytesOut": 0, "numRecordsIn": 0, "numRecordsOut": 0,
+                                         "backPressuredTimeMs": 0})
+            for k in ("numBytesIn", "numBytesOut", "numRecordsIn", "numRecordsOut", "backPressuredTimeMs"):
                 agg[k] += e.metrics.get(k, 0)
         return out
 
