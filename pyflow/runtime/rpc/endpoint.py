@@ -36,11 +36,14 @@ class RpcEndpoint:
 
     def run_async(self, fn: Callable[..., T], *args: Any) -> Future:
         """Run ``fn`` on the endpoint's thread; the returned future holds its result."""
-        if self._closed.is_set():
-            f: Future = Future()
-            f.set_exception(RuntimeError(f"{self.endpoint_name} is closed"))
-            return f
-        return self._executor.submit(self._guarded, fn, *args)
+        if not self._closed.is_set():
+            try:
+                return self._executor.submit(self._guarded, fn, *args)
+            except RuntimeError:  # closed between the check and the submit
+                pass
+        f: Future = Future()
+        f.set_exception(RuntimeError(f"{self.endpoint_name} is closed"))
+        return f
 
     def _guarded(self, fn: Callable[..., T], *args: Any) -> T:
         try:

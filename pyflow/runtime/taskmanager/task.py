@@ -36,57 +36,57 @@ CANCELLATION_INTERVAL_S = 0.5
 
 
 class ChainedOutput(Output):
-    """Hands a batch to the next operator of the chain, counting records in between."""
+    """Hands a batch to the next operator of the chain (a function call), counting its input."""
 
-    __slots__ = ("operator", "out_metrics")
+    __slots__ = ("operator",)
 
-    def __init__(self, operator: StreamOperator, out_metrics: OperatorMetrics):
+    def __init__(self, operator: StreamOperator):
         self.operator = operator
-        self.out_metrics = out_metrics
 
     def collect(self, batch: pa.RecordBatch) -> None:
-        n = batch.num_rows
-        self.out_metrics.num_records_out += n
-        self.operator.ctx.metrics.num_records_in += n
+        self.operator.ctx.metrics.num_records_in += batch.num_rows
         self.operator.process_batch(batch)
 
 
 class PartitionOutput(Output):
-    __slots__ = ("partition", "out_metrics")
+    """Writes a batch into a network result partition."""
 
-    def __init__(self, partition: ResultPartition, out_metrics: OperatorMetrics):
+    __slots__ = ("partition",)
+
+    def __init__(self, partition: ResultPartition):
         self.partition = partition
-        self.out_metrics = out_metrics
 
     def collect(self, batch: pa.RecordBatch) -> None:
-        self.out_metrics.num_records_out += batch.num_rows
         self.partition.emit(batch)
-
-
-class CountingOutput(Output):
-    """The output of a chain's last operator (a sink): only counts."""
-
-    __slots__ = ("out_metrics",)
-
-    def __init__(self, out_metrics: OperatorMetrics):
-        self.out_metrics = out_metrics
-
-    def collect(self, batch: pa.RecordBatch) -> None:
-        self.out_metrics.num_records_out += batch.num_rows
 
 
 class FanOutOutput(Output):
     """One operator feeding several outputs (chained and/or network): each gets the batch."""
 
-    __slots__ = ("outputs", "out_metrics")
+    __slots__ = ("outputs",)
 
-    def __init__(self, outputs: list[Output], out_metrics: OperatorMetrics):
+    def __init__(self, outputs: list[Output]):
         self.outputs = outputs
-        self.out_metrics = out_metrics
 
     def collect(self, batch: pa.RecordBatch) -> None:
         for out in self.outputs:
             out.collect(batch)
+
+
+class CountingOutput(Output):
+    """An operator's output as the operator sees it: counts its records once, then passes them
+    on (a sink, with nowhere to pass them, only counts)."""
+
+    __slots__ = ("metrics", "inner")
+
+    def __init__(self, metrics: OperatorMetrics, inner: Output | None):
+        self.metrics = metrics
+        self.inner = inner
+
+    def collect(self, batch: pa.RecordBatch) -> None:
+        self.metrics.num_records_out += batch.num_rows
+        if self.inner is not None:
+            self.inner.collect(batch)
 
 
 def _runtime_partitioner(spec, max_parallelism: int):
@@ -234,16 +234,10 @@ class Task:
         # set up tail first, so that every chained output points at a set-up operator
         for op_info in reversed(tdd.operators):
             op = self.operators[op_info.node_id]
-            metrics = contexts[op_info.node_id].metrics
-            outs: list[Output] = [ChainedOutput(self.operators[c], metrics) for c in op_info.chained_outputs]
-            outs += [PartitionOutput(partition_by_edge[e], metrics) for e in op_info.network_outputs]
-            if not outs:
-                output: Output = CountingOutput(metrics)
-            elif len(outs) == 1:
-                output = outs[0]
-            else:
-                output = FanOutOutput(outs, metrics)
-            op.setup(contexts[op_info.node_id], output)
+            outs: list[Output] = [ChainedOutput(self.operators[c]) for c in op_info.chained_outputs]
+            outs += [PartitionOutput(partition_by_edge[e]) for e in op_info.network_outputs]
+            inner = None if not outs else outs[0] if len(outs) == 1 else FanOutOutput(outs)
+            op.setup(contexts[op_info.node_id], CountingOutput(contexts[op_info.node_id].metrics, inner))
         for op_info in reversed(tdd.operators):
             self.operators[op_info.node_id].open()
             self.operators[op_info.node_id]._pyflow_opened = True
