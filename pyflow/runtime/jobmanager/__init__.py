@@ -1,0 +1,1 @@
+"""The JobManager: Dispatcher, ResourceManager (slot manager + ResourceDriver), one JobMaster per job."""
