@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections import Counter
 
 import psutil
@@ -220,3 +221,64 @@ def test_task_managers_are_child_processes_that_end_with_the_cluster():
         assert all(psutil.pid_exists(p) for p in pids)
     for p in pids:
         assert not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE
+
+
+def test_several_jobs_run_at_once_and_cancel_independently():
+    from pyflow import JobCancellationError, JobStatus
+
+    with test_cluster({"taskmanager.numberOfTaskSlots": 2}) as cluster:
+        clients = []
+        for i in range(3):
+            env = cluster.environment()
+            env.from_generator(lambda k, i=i: (i, k), rate=500).map(lambda t: t).print()
+            clients.append(env.execute_async(f"job {i}"))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(
+                c.details()["tasks"] and all(t["state"] == "RUNNING" for t in c.details()["tasks"].values())
+                for c in clients):
+            time.sleep(0.05)
+        assert [j["status"] for j in cluster.dispatcher.list_jobs()] == ["RUNNING"] * 3
+        clients[1].cancel()
+        with pytest.raises(JobCancellationError):
+            clients[1].get_job_execution_result(timeout=30)
+        assert [c.get_job_status() for c in clients] == [JobStatus.RUNNING, JobStatus.CANCELED, JobStatus.RUNNING]
+        for c in (clients[0], clients[2]):
+            c.cancel()
+            with pytest.raises(JobCancellationError):
+                c.get_job_execution_result(timeout=30)
+
+
+def test_idle_task_managers_stop_after_the_taskmanager_timeout():
+    with test_cluster({"resourcemanager.taskmanager-timeout": "1 s"}) as cluster:
+        env = cluster.environment()
+        env.set_parallelism(2)
+        env.from_sequence(1, 10).map(lambda x: x).print()
+        env.execute("short")
+        first = task_manager_pids(cluster)
+        pids = list(first.values())
+        assert len(pids) == 2
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(psutil.pid_exists(p) and
+                                                  psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids):
+            time.sleep(0.1)
+        assert cluster.jobmanager.rm.overview()["taskmanagers"] == 0
+        assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        # a new job starts new TaskManagers
+        env.from_sequence(1, 10).print()
+        again = env.execute("again").task_managers
+        assert len(again) == 2 and not set(again) & set(first)
+
+
+def test_managed_memory_is_split_over_the_slots():
+    class Memory(MapFunction):
+        def open(self, ctx):
+            self.memory = ctx.get_managed_memory()
+
+        def map(self, value):
+            return self.memory
+
+    settings = {"taskmanager.numberOfTaskSlots": 2, "taskmanager.memory.process.size": "1000m",
+                "taskmanager.memory.managed.fraction": 0.4}
+    with test_cluster(settings) as cluster:
+        env = cluster.environment()
+        assert set(env.from_sequence(1, 4).map(Memory()).execute_and_collect()) == {int(1000 * 2**20 * 0.4) // 2}

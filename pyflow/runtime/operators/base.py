@@ -51,6 +51,8 @@ class OperatorContext:
     batch_size: int = 16384
     buffer_timeout_ms: float = 100.0
     batch_mode: bool = False
+    #: bytes of managed memory of this task's slot (the TaskManager's managed memory / its slots)
+    managed_memory: int = 0
     cancelled: threading.Event = field(default_factory=threading.Event)
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     # set by the task for sources: called with the number of input bytes read so far

@@ -42,6 +42,12 @@ class RuntimeContext:
     def get_job_id(self) -> str:
         return self._ctx.job_id
 
+    def get_managed_memory(self) -> int:
+        """Bytes of managed memory of this subtask's slot: the TaskManager's managed memory
+        (``taskmanager.memory.process.size`` x ``taskmanager.memory.managed.fraction``) split
+        evenly over its slots. Subtasks sharing a slot share it. (pyflow extension.)"""
+        return self._ctx.managed_memory
+
 
 class UserFunctionOperator(StreamOperator):
     """Holds a user function object and the callable to invoke on it."""

@@ -85,8 +85,10 @@ class RemoteResourceManagerGateway(_Client):
         return _call(self.what, self.address, self._stub.Heartbeat, request, timeout).known
 
     def disconnect_task_executor(self, resource_id: str, reason: str, timeout: float = 5.0) -> None:
-        _call(self.what, self.address, self._stub.DisconnectTaskExecutor,
-              pb.DisconnectTaskExecutorRequest(resource_id=resource_id, reason=reason), timeout)
+        reply = _call(self.what, self.address, self._stub.DisconnectTaskExecutor,
+                      pb.DisconnectTaskExecutorRequest(resource_id=resource_id, reason=reason), timeout)
+        if not reply.ok:
+            raise RpcError(f"{self.what} at {self.address} refused: {reply.message}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -98,7 +98,9 @@ def _runtime_partitioner(spec, max_parallelism: int):
 
 class Task:
     def __init__(self, tdd: TaskDeploymentDescriptor, network: NetworkEnvironment,
-                 report: Callable[[TaskExecutionStateUpdate], None], resource_id: str):
+                 report: Callable[[TaskExecutionStateUpdate], None], resource_id: str,
+                 managed_memory: int = 0):
+        self.managed_memory = managed_memory
         self.tdd = tdd
         self.network = network
         self.report = report
@@ -230,7 +232,8 @@ class Task:
                 attempt_number=tdd.attempt_number, job_id=tdd.job_id,
                 batch_size=settings.get("batch_size", 16384),
                 buffer_timeout_ms=settings.get("buffer_timeout_ms", 100.0),
-                batch_mode=settings.get("batch_mode", False), cancelled=self.cancelled)
+                batch_mode=settings.get("batch_mode", False), managed_memory=self.managed_memory,
+                cancelled=self.cancelled)
         # set up tail first, so that every chained output points at a set-up operator
         for op_info in reversed(tdd.operators):
             op = self.operators[op_info.node_id]

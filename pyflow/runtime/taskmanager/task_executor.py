@@ -176,7 +176,8 @@ class TaskExecutor(RpcEndpoint):
                 f"No slot with allocation {tdd.allocation_id} for job {tdd.job_id} on TaskManager "
                 f"{self.resource_id}; the slot was freed or never allocated")
         address = found[1].job_master_address
-        task = Task(tdd, self.network, lambda update: self._report(address, update), self.resource_id)
+        task = Task(tdd, self.network, lambda update: self._report(address, update), self.resource_id,
+                    managed_memory=self.slots.memory_per_slot)
         self.tasks[tdd.execution_id] = task
         logger.info("Received task %s (%s)", tdd.task_name, tdd.execution_id)
         task.start()
