@@ -131,20 +131,13 @@ class RebalancePartitioner(Partitioner):
         return [(channel, batch)]
 
 
-class RescalePartitioner(Partitioner):
+class RescalePartitioner(RebalancePartitioner):
     """Round-robin over this producer's (pointwise) channels, one batch at a time, from 0."""
 
     is_pointwise = True
 
     def __init__(self) -> None:
         self._next = 0
-
-    def select(self, batch: pa.RecordBatch, num_channels: int) -> Pieces:
-        if batch.num_rows == 0:
-            return []
-        channel = self._next % num_channels
-        self._next = channel + 1
-        return [(channel, batch)]
 
 
 class ShufflePartitioner(Partitioner):

@@ -581,7 +581,33 @@ def _to_batch(table: pa.Table, schema: pa.Schema) -> pa.RecordBatch:
 # -- per-field accumulators for sum / min / max ---------------------------------------------------
 
 
-class _SumField:
+class _SlotAccumulator:
+    """An aggregate kept as one numpy value (``acc``) and a has-a-value flag (``has``) per key slot."""
+
+    index: int
+    out_type: pa.DataType
+    acc: np.ndarray
+    has: np.ndarray
+
+    def grow(self, num_slots: int) -> None:
+        raise NotImplementedError
+
+    def result(self, num_slots: int) -> pa.Array:
+        return _codes_to_arrow(self.acc[:num_slots], self.has[:num_slots], self.out_type)
+
+    def snapshot(self, num_slots: int) -> dict[str, pa.Array]:
+        return {
+            f"acc.{self.index}": pa.array(self.acc[:num_slots]),
+            f"has.{self.index}": pa.array(self.has[:num_slots]),
+        }
+
+    def restore(self, table: pa.Table, num_slots: int) -> None:
+        self.grow(num_slots)
+        self.acc[:num_slots] = table.column(f"acc.{self.index}").to_numpy()
+        self.has[:num_slots] = table.column(f"has.{self.index}").to_numpy()
+
+
+class _SumField(_SlotAccumulator):
     def __init__(self, index: int, in_type: pa.DataType):
         self.index = index
         if pa.types.is_floating(in_type):
@@ -629,22 +655,9 @@ class _SumField:
         np.add.at(self.acc, slots, values)
         self.has[slots] = True
 
-    def result(self, num_slots: int) -> pa.Array:
-        return _codes_to_arrow(self.acc[:num_slots], self.has[:num_slots], self.out_type)
-
-    def snapshot(self, num_slots: int) -> dict[str, pa.Array]:
-        return {
-            f"acc.{self.index}": pa.array(self.acc[:num_slots]),
-            f"has.{self.index}": pa.array(self.has[:num_slots]),
-        }
-
-    def restore(self, table: pa.Table, num_slots: int) -> None:
-        self.grow(num_slots)
-        self.acc[:num_slots] = table.column(f"acc.{self.index}").to_numpy()
-        self.has[:num_slots] = table.column(f"has.{self.index}").to_numpy()
 
 
-class _MinMaxField:
+class _MinMaxField(_SlotAccumulator):
     """``min``/``max`` of a directly comparable field: numpy codes per slot."""
 
     def __init__(self, index: int, in_type: pa.DataType, op: np.ufunc):
@@ -686,19 +699,6 @@ class _MinMaxField:
         self.op.at(self.acc, slots, codes)
         self.has[slots] = True
 
-    def result(self, num_slots: int) -> pa.Array:
-        return _codes_to_arrow(self.acc[:num_slots], self.has[:num_slots], self.out_type)
-
-    def snapshot(self, num_slots: int) -> dict[str, pa.Array]:
-        return {
-            f"acc.{self.index}": pa.array(self.acc[:num_slots]),
-            f"has.{self.index}": pa.array(self.has[:num_slots]),
-        }
-
-    def restore(self, table: pa.Table, num_slots: int) -> None:
-        self.grow(num_slots)
-        self.acc[:num_slots] = table.column(f"acc.{self.index}").to_numpy()
-        self.has[:num_slots] = table.column(f"has.{self.index}").to_numpy()
 
 
 class _ArgBest:
