@@ -282,3 +282,16 @@ def test_managed_memory_is_split_over_the_slots():
     with test_cluster(settings) as cluster:
         env = cluster.environment()
         assert set(env.from_sequence(1, 4).map(Memory()).execute_and_collect()) == {int(1000 * 2**20 * 0.4) // 2}
+
+
+def test_field_keys_work_when_values_of_mixed_types_fall_back_to_objects(env):
+    env.set_parallelism(2)
+    # "v" holds ints in some records and strings in others: such batches travel as objects
+    data = [{"k": "a", "v": 1}, {"k": "b", "v": "x"}, {"k": "a", "v": "y"}, {"k": "b", "v": 2}] * 5
+    out = list(env.from_collection(data).key_by("k")
+               .reduce(lambda acc, r: {"k": r["k"], "v": f"{acc['v']}{r['v']}"}).execute_and_collect())
+    final = {}
+    for r in out:  # STREAMING: the last update of each key is the longest
+        if len(str(r["v"])) > len(str(final.get(r["k"], ""))):
+            final[r["k"]] = r["v"]
+    assert final == {"a": "1y" * 5, "b": "x2" * 5}

@@ -42,45 +42,63 @@ class KeySelector:
         return names
 
     def key_arrays(self, batch: pa.RecordBatch) -> list[pa.Array]:
-        if self.fields is not None:
+        if self.fields is not None and records.row_kind(batch) != records.OBJECT:
             return [batch.column(n) for n in self.column_names(batch.schema)]
         return [self._function_keys_array(batch)]
 
     def keys(self, batch: pa.RecordBatch, rows: list[Any] | None = None) -> list[Any]:
         """The Python key of every row (a tuple for several fields)."""
-        if self.fields is not None:
+        if self.fields is not None and records.row_kind(batch) != records.OBJECT:
             columns = [a.to_pylist() for a in self.key_arrays(batch)]
             return columns[0] if len(columns) == 1 else list(zip(*columns))
         return self._apply(batch if rows is None else None, rows)
 
     def hashes(self, batch: pa.RecordBatch) -> np.ndarray:
-        if self.fields is not None:
+        if self.fields is not None and records.row_kind(batch) != records.OBJECT:
             return hash_columns(self.key_arrays(batch))
+        # equal keys hash equally whichever way a batch is stored (typed columns or objects)
         return hash_objects(self._apply(batch, None))
 
     def with_key_column(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, list[str]]:
         """The batch with its key columns available by name, for vectorized keyed operators."""
-        if self.fields is not None:
+        if self.fields is not None and records.row_kind(batch) != records.OBJECT:
             return batch, self.column_names(batch.schema)
         keys = self._function_keys_array(batch)
         return batch.append_column(KEY_COLUMN, keys), [KEY_COLUMN]
 
     def _apply(self, batch: pa.RecordBatch | None, rows: list[Any] | None) -> list[Any]:
-        assert self.function is not None
         if rows is None:
             rows = records.batch_to_rows(batch)
-        fn = self.function
+        fn = self.function or self._field_getter()
         out = []
         for row in rows:
             try:
                 out.append(fn(row))
             except Exception as e:
+                what = "key function" if self.function else f"key field(s) {self.describe()}"
                 raise RecordError(
-                    f"The key function of '{self.operator_name}' raised {type(e).__name__}: {e} "
-                    f"on the record {_short(row)}; fix the key function or filter such records out "
+                    f"The {what} of '{self.operator_name}' raised {type(e).__name__}: {e} "
+                    f"on the record {_short(row)}; fix the key or filter such records out "
                     "before key_by()"
                 ) from e
         return out
+
+    def _field_getter(self) -> Callable[[Any], Any]:
+        """Field keys read from Python rows: a batch whose values had to be kept as objects
+        (mixed types) still has its fields, by name (dicts), position (tuples) or attribute."""
+        fields = self.fields
+        assert fields is not None
+
+        def one(row: Any, f: str | int) -> Any:
+            if isinstance(row, dict):
+                return row[f]
+            if isinstance(row, tuple):
+                return row[f if isinstance(f, int) else int(str(f).lstrip("f"))]
+            return getattr(row, str(f))
+
+        if len(fields) == 1:
+            return lambda row: one(row, fields[0])
+        return lambda row: tuple(one(row, f) for f in fields)
 
     def _function_keys_array(self, batch: pa.RecordBatch) -> pa.Array:
         keys = self._apply(batch, None)
