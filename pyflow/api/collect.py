@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import socket
 import struct
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 

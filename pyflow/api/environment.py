@@ -247,9 +247,7 @@ class StreamExecutionEnvironment:
                 "embedded cluster). Remote session clusters and YARN targets come with the session "
                 "cluster and YARN releases.")
         from pyflow.deploy.local import shared_local_cluster
-        from pyflow.runtime.process_logging import setup_process_logging
 
-        setup_process_logging("client", str(os.getpid()), self._config)
         return shared_local_cluster(self._config)
 
 

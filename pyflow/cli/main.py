@@ -9,7 +9,6 @@ and the fix, and a non-zero exit code.
 from __future__ import annotations
 
 import json
-import os
 import runpy
 import sys
 from pathlib import Path

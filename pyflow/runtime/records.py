@@ -468,7 +468,7 @@ def _find_bad_value(values: list, field: pa.Field) -> tuple[int, str]:
     for index, value in enumerate(values):
         try:
             pa.array([value], type=field.type)
-        except _ARROW_CONVERSION_ERRORS as exc:
+        except _ARROW_CONVERSION_ERRORS:
             return index, (
                 f"field '{field.name}' expects {field.type}, got "
                 f"{type(value).__qualname__} {_short_repr(value)}"
