@@ -44,6 +44,8 @@ Example::
 
 from __future__ import annotations
 
+import functools
+
 import datetime as _dt
 import decimal
 import io
@@ -870,3 +872,10 @@ def _field_list(schema: pa.Schema) -> str:
     if not len(schema):
         return "(none)"
     return ", ".join(f"{i}: {f.name} ({f.type})" for i, f in enumerate(schema))
+
+
+@functools.lru_cache(maxsize=256)
+def numpy_dtype(arrow_type: pa.DataType) -> np.dtype:
+    """The numpy dtype that holds values of ``arrow_type`` (what ``to_numpy`` gives), without
+    pyarrow's ``to_pandas_dtype``, which needs pandas in some pyarrow builds."""
+    return pa.array([], type=arrow_type).to_numpy(zero_copy_only=False).dtype

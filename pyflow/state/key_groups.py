@@ -46,6 +46,8 @@ Example::
 
 from __future__ import annotations
 
+from pyflow.runtime.records import numpy_dtype
+
 import hashlib
 import math
 import pickle
@@ -254,7 +256,7 @@ def _apply_nulls(arr: pa.Array, hashes: np.ndarray) -> np.ndarray:
 
 def _int_storage_dtype(t: pa.DataType) -> np.dtype | None:
     if pa.types.is_integer(t):
-        return np.dtype(t.to_pandas_dtype())
+        return numpy_dtype(t)
     if pa.types.is_temporal(t) and t.bit_width in (32, 64):
         return np.dtype(np.int32 if t.bit_width == 32 else np.int64)
     return None
@@ -270,7 +272,7 @@ def _hash_binary_like(arr: pa.Array) -> np.ndarray:
         (_hash_bytes(b) for b in dictionary.to_pylist()), dtype=np.uint64, count=len(dictionary)
     )
     indices = encoded.indices
-    idx = _fixed_width_numpy(indices, np.dtype(indices.type.to_pandas_dtype()))
+    idx = _fixed_width_numpy(indices, numpy_dtype(indices.type))
     if indices.null_count:
         idx = np.where(indices.is_valid().to_numpy(zero_copy_only=False), idx, 0)
     if len(distinct) == 0:
@@ -293,7 +295,7 @@ def _hash_plain_array(arr: pa.Array) -> np.ndarray:
     if pa.types.is_dictionary(t):
         distinct = hash_array(arr.dictionary)
         indices = arr.indices
-        idx = _fixed_width_numpy(indices, np.dtype(indices.type.to_pandas_dtype()))
+        idx = _fixed_width_numpy(indices, numpy_dtype(indices.type))
         if len(distinct) == 0:
             return np.full(n, _NP_NULL, dtype=np.uint64)
         idx = np.where(idx < len(distinct), idx, 0) if indices.null_count else idx
@@ -308,7 +310,7 @@ def _hash_plain_array(arr: pa.Array) -> np.ndarray:
         values = arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint64)
         return _apply_nulls(arr, _mix_np(values))
     if pa.types.is_floating(t):
-        values = _fixed_width_numpy(arr, np.dtype(t.to_pandas_dtype())).astype(np.float64)
+        values = _fixed_width_numpy(arr, numpy_dtype(t)).astype(np.float64)
         values = np.where(values == 0.0, 0.0, values)  # -0.0 -> 0.0 (and a fresh copy)
         bits = np.where(np.isnan(values), _U64(_CANONICAL_NAN_BITS), values.view(np.uint64))
         return _apply_nulls(arr, _mix_np(bits))

@@ -48,6 +48,8 @@ Example::
 
 from __future__ import annotations
 
+from pyflow.runtime.records import numpy_dtype
+
 import json
 import math
 from collections.abc import Sequence
@@ -157,12 +159,12 @@ def _direct_codes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     if pa.types.is_boolean(t):
         codes = arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.int64)
     elif pa.types.is_floating(t):
-        codes = _fixed_width_values(arr, np.dtype(t.to_pandas_dtype())).astype(np.float64)
+        codes = _fixed_width_values(arr, numpy_dtype(t)).astype(np.float64)
         nan = np.isnan(codes)
         if nan.any():
             valid = valid & ~nan
     elif pa.types.is_integer(t):
-        codes = _fixed_width_values(arr, np.dtype(t.to_pandas_dtype())).astype(_code_dtype(t))
+        codes = _fixed_width_values(arr, numpy_dtype(t)).astype(_code_dtype(t))
     else:  # temporal
         storage = np.dtype(np.int32 if t.bit_width == 32 else np.int64)
         codes = _fixed_width_values(arr, storage).astype(np.int64)
@@ -177,9 +179,9 @@ def _codes_to_arrow(codes: np.ndarray, has: np.ndarray, t: pa.DataType) -> pa.Ar
     if pa.types.is_floating(t):
         if t.bit_width == 16:
             return pa.array(codes.astype(np.float16), type=t, mask=mask)
-        return pa.array(codes.astype(t.to_pandas_dtype()), type=t, mask=mask)
+        return pa.array(codes.astype(numpy_dtype(t)), type=t, mask=mask)
     if pa.types.is_integer(t):
-        return pa.array(codes.astype(t.to_pandas_dtype()), type=t, mask=mask)
+        return pa.array(codes.astype(numpy_dtype(t)), type=t, mask=mask)
     storage = np.int32 if t.bit_width == 32 else np.int64
     return pa.array(codes.astype(storage), mask=mask).view(t)
 
@@ -261,7 +263,7 @@ def _dictionary_ids(column: pa.Array) -> tuple[np.ndarray, pa.Array | None, int]
         )
         return ids, None, len(local)
     indices = encoded.indices
-    ids = _fixed_width_values(indices, np.dtype(indices.type.to_pandas_dtype()))
+    ids = _fixed_width_values(indices, numpy_dtype(indices.type))
     return ids.astype(np.int64), encoded.dictionary, len(encoded.dictionary)
 
 
@@ -616,12 +618,12 @@ class _SumField(_SlotAccumulator):
             self.out_type = pa.uint64()
         else:
             self.out_type = pa.int64()
-        self.dtype = np.dtype(self.out_type.to_pandas_dtype())
+        self.dtype = numpy_dtype(self.out_type)
         self.acc = np.zeros(0, dtype=self.dtype)
         self.has = np.zeros(0, dtype=bool)
 
     def _values(self, arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        values = _fixed_width_values(arr, np.dtype(arr.type.to_pandas_dtype())).astype(self.dtype)
+        values = _fixed_width_values(arr, numpy_dtype(arr.type)).astype(self.dtype)
         valid = _valid_mask(arr)
         if arr.null_count:
             values = np.where(valid, values, 0)
