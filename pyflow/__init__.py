@@ -11,7 +11,7 @@ from pyflow.api import (
     DataStream, DataStreamSink, FileSink, FileSource, FilterFunction, FlatMapFunction, Function,
     JobClient, JobExecutionResult, KeyedProcessFunction, KeyedStream, KeySelector, MapBatchesFunction,
     MapFunction, ProcessFunction, ReduceFunction, RuntimeContext, RuntimeExecutionMode,
-    StreamExecutionEnvironment,
+    StreamExecutionEnvironment, TimestampAssigner, WatermarkStrategy,
 )
 from pyflow.config import Configuration
 from pyflow.errors import (
@@ -28,5 +28,6 @@ __all__ = [
     "JobExecutionError", "JobExecutionResult", "JobStatus", "KeySelector", "KeyedProcessFunction",
     "KeyedStream", "MapBatchesFunction", "MapFunction", "NotYetSupportedError", "ProcessFunction",
     "ProgramError", "PyflowError", "RecordError", "ReduceFunction", "RuntimeContext",
-    "RuntimeExecutionMode", "StreamExecutionEnvironment", "__version__",
+    "RuntimeExecutionMode", "StreamExecutionEnvironment", "TimestampAssigner", "WatermarkStrategy",
+    "__version__",
 ]

@@ -8,11 +8,13 @@ from pyflow.api.functions import (
     MapFunction, ProcessFunction, ReduceFunction,
 )
 from pyflow.api.job_client import JobClient, JobExecutionResult
+from pyflow.api.watermarks import TimestampAssigner, WatermarkStrategy
 from pyflow.runtime.operators.functions import RuntimeContext
 
 __all__ = [
     "DataStream", "DataStreamSink", "FileSink", "FileSource", "FilterFunction", "FlatMapFunction",
     "Function", "JobClient", "JobExecutionResult", "KeySelector", "KeyedProcessFunction",
     "KeyedStream", "MapBatchesFunction", "MapFunction", "ProcessFunction", "ReduceFunction",
-    "RuntimeContext", "RuntimeExecutionMode", "StreamExecutionEnvironment",
+    "RuntimeContext", "RuntimeExecutionMode", "StreamExecutionEnvironment", "TimestampAssigner",
+    "WatermarkStrategy",
 ]

@@ -133,6 +133,15 @@ class DataStream(_Configurable):
         call = fn.resolve(func, "process_element", "process", fn.ProcessFunction)
         return self._then("Process", ProcessOperator("Process", func, call, output_schema))
 
+    def assign_timestamps_and_watermarks(self, watermark_strategy) -> DataStream:
+        """Give records event timestamps and emit watermarks (see WatermarkStrategy)."""
+        from pyflow.api.watermarks import WatermarkStrategy
+
+        if not isinstance(watermark_strategy, WatermarkStrategy):
+            raise ProgramError(f"assign_timestamps_and_watermarks() needs a WatermarkStrategy, got {watermark_strategy!r}")
+        name = "Timestamps/Watermarks"
+        return self._then(name, watermark_strategy.create_operator(name))
+
     def key_by(self, key: str | int | Sequence[str | int] | Callable[[Any], Any] | fn.KeySelector) -> KeyedStream:
         """Partition by key: field name(s), tuple position(s), or a key function."""
         if isinstance(key, (str, int)) and not isinstance(key, bool):

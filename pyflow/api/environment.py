@@ -169,14 +169,16 @@ class StreamExecutionEnvironment:
         return self._source(name, GeneratorSource(name, function, count, rate, output_schema))
 
     def from_source(self, source: Any, watermark_strategy: Any = None, source_name: str | None = None) -> DataStream:
-        """A source object such as ``FileSource(...)``. (Watermark strategies arrive with event time.)"""
+        """A source object such as ``FileSource(...)``, with event timestamps and watermarks from
+        ``watermark_strategy`` (a WatermarkStrategy) when given."""
         create = getattr(source, "create_operator", None)
         if create is None:
             raise ProgramError(f"from_source() needs a source such as FileSource, got {type(source).__name__}")
-        if watermark_strategy is not None:
-            raise NotYetSupportedError("Watermark strategies arrive with event-time support; pass None for now")
         name = f"Source: {source_name or type(source).__name__}"
-        return self._source(name, create(name))
+        stream = self._source(name, create(name))
+        if watermark_strategy is not None:
+            stream = stream.assign_timestamps_and_watermarks(watermark_strategy)
+        return stream
 
     def read_files(self, path: Any, format: str | None = None, **options: Any) -> DataStream:
         """Shorthand for ``from_source(FileSource(path, format, **options))``."""
@@ -204,6 +206,7 @@ class StreamExecutionEnvironment:
             "batch_mode": stream_graph.batch_mode,
             "batch_size": self._config.get(options.BATCH_SIZE),
             "buffer_timeout_ms": buffer_timeout.total_seconds() * 1000,
+            "auto_watermark_interval_ms": self._config.get(options.AUTO_WATERMARK_INTERVAL).total_seconds() * 1000,
             "user_paths": _user_paths(),
         }
         job_graph.config = self._config.to_dict()

@@ -472,6 +472,12 @@ BUFFER_TIMEOUT = ConfigOption(
     "latency for throughput. 0 flushes after every record batch.",
     section="Pipeline")
 
+AUTO_WATERMARK_INTERVAL = ConfigOption(
+    "pipeline.auto-watermark-interval", timedelta, "200 ms",
+    "How often timestamp assigners emit the current watermark (Flink's periodic watermarks). "
+    "0 emits after every record batch.",
+    section="Pipeline")
+
 BATCH_SIZE = ConfigOption(
     "execution.batch-size", int, 16384,
     "Most rows per Arrow record batch that sources emit and network buffers carry. Larger "

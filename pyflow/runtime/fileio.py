@@ -617,9 +617,10 @@ class FileWriter:
     # -- writing -------------------------------------------------------------------------------
 
     def write(self, batch: pa.RecordBatch) -> None:
-        """Append the rows of ``batch`` (any row kind)."""
+        """Append the rows of ``batch`` (any row kind; event timestamps are not written)."""
         if self._closed:
             raise RuntimeError(f"FileWriter for '{self._path}' is closed")
+        batch = records.without_timestamps(batch)[0]
         if batch.num_rows == 0:
             if self._empty_schema is None and records.row_kind(batch) != records.OBJECT:
                 self._empty_schema = _strip_metadata(batch).schema

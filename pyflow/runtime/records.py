@@ -89,6 +89,9 @@ CLASS_TABLE_KEY = b"pyflow.classes"
 TUPLE, DICT, SCALAR, OBJECT = "tuple", "dict", "scalar", "object"
 KINDS = (TUPLE, DICT, SCALAR, OBJECT)
 OBJECT_COLUMN = "__pyobj__"
+#: event timestamps (epoch ms, int64) travel with their records in this hidden column, once a
+#: stream has timestamps (assign_timestamps_and_watermarks); row functions never see it
+TIMESTAMP_COLUMN = "__pyflow_ts__"
 SCALAR_COLUMN = "value"
 
 _KIND_BYTES = {k: k.encode() for k in KINDS}
@@ -487,12 +490,40 @@ def schema_of_rows(rows: Sequence[Any]) -> pa.Schema:
 # batch -> rows
 
 
+def timestamps(batch: pa.RecordBatch) -> pa.Array | None:
+    """The records' event timestamps, or None when the stream has none."""
+    index = batch.schema.get_field_index(TIMESTAMP_COLUMN)
+    return batch.column(index) if index >= 0 else None
+
+
+def without_timestamps(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.Array | None]:
+    """The batch without its timestamp column, and that column (None when absent)."""
+    index = batch.schema.get_field_index(TIMESTAMP_COLUMN)
+    if index < 0:
+        return batch, None
+    return batch.remove_column(index), batch.column(index)
+
+
+def with_timestamps(batch: pa.RecordBatch, ts: pa.Array | np.ndarray | Sequence[int] | None) -> pa.RecordBatch:
+    """``batch`` carrying ``ts`` as its timestamps (replacing any); None leaves it unchanged."""
+    if ts is None:
+        return batch
+    if not isinstance(ts, pa.Array):
+        ts = pa.array(ts, pa.int64())
+    index = batch.schema.get_field_index(TIMESTAMP_COLUMN)
+    if index >= 0:
+        batch = batch.remove_column(index)
+    return batch.append_column(pa.field(TIMESTAMP_COLUMN, pa.int64()), ts)
+
+
 def batch_to_rows(batch: pa.RecordBatch) -> list[Any]:
     """Convert a RecordBatch back to Python rows of its row kind (see module docstring).
 
     >>> batch_to_rows(rows_to_batch([1, 2, None]))
     [1, 2, None]
     """
+    if batch.schema.get_field_index(TIMESTAMP_COLUMN) >= 0:
+        batch = without_timestamps(batch)[0]
     kind = row_kind(batch)
     if kind == TUPLE:
         if batch.num_columns == 0:

@@ -196,9 +196,9 @@ def test_cli_unreadable_input_file(tmp_path):
     """)
     result = pyflow_cli("run", job)
     assert result.returncode != 0
-    assert f"Cannot read parquet file '{bad}'" in result.stderr
-    assert sum(line.startswith("Error:") for line in result.stderr.splitlines()) == 1
-    assert "Traceback" not in result.stderr
+    assert f"Cannot read parquet file '{bad}'" in result.stderr, result.stderr
+    assert sum(line.startswith("Error:") for line in result.stderr.splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
 
 
 def test_cli_job_file_with_a_syntax_error(tmp_path):

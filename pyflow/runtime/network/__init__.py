@@ -45,7 +45,7 @@ The wire format is in :mod:`pyflow.runtime.network.frames`.
 (2, None)
 """
 
-from pyflow.runtime.network.events import EndOfPartition
+from pyflow.runtime.network.events import MAX_WATERMARK, MIN_WATERMARK, EndOfPartition, Watermark, WatermarkStatus
 from pyflow.runtime.network.input_gate import ChannelSpec, InputGate
 from pyflow.runtime.network.partitioners import (
     BroadcastPartitioner,
@@ -65,6 +65,10 @@ __all__ = [
     "BroadcastPartitioner",
     "ChannelSpec",
     "EndOfPartition",
+    "MAX_WATERMARK",
+    "MIN_WATERMARK",
+    "Watermark",
+    "WatermarkStatus",
     "ForwardPartitioner",
     "GlobalPartitioner",
     "InputGate",

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["EndOfPartition"]
+__all__ = ["EndOfPartition", "MAX_WATERMARK", "MIN_WATERMARK", "Watermark", "WatermarkStatus"]
+
+#: Flink's Long.MIN_VALUE / Long.MAX_VALUE watermarks: "no event time yet" / "no more event time"
+MIN_WATERMARK = -(2**63)
+MAX_WATERMARK = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,3 +28,19 @@ class EndOfPartition:
     >>> pickle.loads(pickle.dumps(EndOfPartition())) == EndOfPartition()
     True
     """
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """Event time has reached ``timestamp`` (epoch ms): no later record on this channel should be
+    older. A finished source sends ``Watermark(MAX_WATERMARK)``."""
+
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatermarkStatus:
+    """A channel turned idle (its source has no records for a while) or active again. Idle
+    channels do not hold back the minimum watermark of their consumers (Flink's WatermarkStatus)."""
+
+    idle: bool

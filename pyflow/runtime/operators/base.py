@@ -20,9 +20,15 @@ import pyarrow as pa
 
 
 class Output:
-    """Where an operator sends its batches."""
+    """Where an operator sends its batches, and its watermarks (in order with the batches)."""
 
     def collect(self, batch: pa.RecordBatch) -> None:
+        raise NotImplementedError
+
+    def emit_watermark(self, watermark: Any) -> None:
+        raise NotImplementedError
+
+    def emit_watermark_status(self, status: Any) -> None:
         raise NotImplementedError
 
 
@@ -57,6 +63,11 @@ class OperatorContext:
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     # set by the task for sources: called with the number of input bytes read so far
     report_progress: Callable[[int, int], None] | None = None
+    #: the event time this operator has seen pass (the last watermark it received)
+    current_watermark: int = -(2**63)
+    #: called by sources between batches and while they wait: lets the task run its periodic
+    #: work (watermark emission, idleness) on the task thread, as Flink's mailbox does
+    tick: Callable[[], None] = lambda: None
 
 
 class StreamOperator:
@@ -82,6 +93,17 @@ class StreamOperator:
 
     def end_input(self) -> None:
         pass
+
+    def process_watermark(self, watermark: Any) -> None:
+        """Event time advanced (the task already set ``ctx.current_watermark``). Operators with
+        event-time timers fire them here; the default passes the watermark on."""
+        self.output.emit_watermark(watermark)
+
+    def process_watermark_status(self, status: Any) -> None:
+        self.output.emit_watermark_status(status)
+
+    def on_processing_time(self, now_ms: float) -> None:
+        """Periodic call on the task thread (every few hundred ms, and between source batches)."""
 
     def close(self) -> None:
         pass

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
+import time
+
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pyflow.errors import RecordError
+from pyflow.errors import NotYetSupportedError, RecordError
 from pyflow.runtime import records
 from pyflow.runtime.operators.base import StreamOperator
 
@@ -68,15 +71,24 @@ class UserFunctionOperator(StreamOperator):
         if callable(closer) and not isinstance(self.function, type) and hasattr(self, "ctx"):
             closer()
 
-    def emit_rows(self, rows: list[Any]) -> None:
+    def emit_rows(self, rows: list[Any], timestamps: Any = None) -> None:
+        """Send rows on; ``timestamps`` (one per row) keep their event time, as Flink keeps a
+        record's timestamp through map, flat_map and process."""
         if rows:
-            self.output.collect(records.rows_to_batch(rows, self.output_schema))
+            self.output.collect(records.with_timestamps(records.rows_to_batch(rows, self.output_schema), timestamps))
+
+
+def _repeat(ts: pa.Array | None, counts: list[int]) -> Any:
+    """Each input's timestamp once per output it produced."""
+    if ts is None:
+        return None
+    return np.repeat(ts.to_numpy(zero_copy_only=False), counts)
 
 
 class MapOperator(UserFunctionOperator):
     def process_batch(self, batch: pa.RecordBatch) -> None:
         fn = self.call
-        self.emit_rows([fn(row) for row in records.batch_to_rows(batch)])
+        self.emit_rows([fn(row) for row in records.batch_to_rows(batch)], records.timestamps(batch))
 
 
 class FlatMapOperator(UserFunctionOperator):
@@ -84,11 +96,18 @@ class FlatMapOperator(UserFunctionOperator):
         fn = self.call
         out: list[Any] = []
         extend = out.extend
+        ts = records.timestamps(batch)
+        counts: list[int] = []
         for row in records.batch_to_rows(batch):
             result = fn(row)
             if result is not None:
+                before = len(out)
                 extend(result)
-        self.emit_rows(out)
+                if ts is not None:
+                    counts.append(len(out) - before)
+            elif ts is not None:
+                counts.append(0)
+        self.emit_rows(out, _repeat(ts, counts))
 
 
 class FilterOperator(UserFunctionOperator):
@@ -126,8 +145,12 @@ class MapBatchesOperator(UserFunctionOperator):
     """map_batches(fn): fn(RecordBatch) -> RecordBatch | Table | dict of columns | None."""
 
     def process_batch(self, batch: pa.RecordBatch) -> None:
+        batch, ts = records.without_timestamps(batch)
         result = self.call(batch)
-        for out in _as_batches(result, self.name):
+        outs = _as_batches(result, self.name)
+        if ts is not None and len(outs) == 1 and outs[0].num_rows == batch.num_rows:
+            outs = [records.with_timestamps(outs[0], ts)]  # row for row: the rows keep their time
+        for out in outs:
             if out.num_rows:
                 self.output.collect(out)
 
@@ -142,33 +165,67 @@ class ProcessOperator(UserFunctionOperator):
 
     def open(self) -> None:
         super().open()
-        self._context = ProcessContext()
+        self._context = ProcessContext(self.ctx)
 
     def process_batch(self, batch: pa.RecordBatch) -> None:
         fn = self.call
         ctx = self._context
         rows = records.batch_to_rows(batch)
         keys = self.key_selector.keys(batch, rows) if self.key_selector else None
+        ts_array = records.timestamps(batch)
+        ts = ts_array.to_pylist() if ts_array is not None else None
         out: list[Any] = []
+        counts: list[int] = []
         for i, row in enumerate(rows):
             if keys is not None:
                 ctx._current_key = keys[i]
+            if ts is not None:
+                ctx._timestamp = ts[i]
             result = fn(row, ctx)
+            before = len(out)
             if result is not None:
                 out.extend(result)
-        self.emit_rows(out)
+            counts.append(len(out) - before)
+        self.emit_rows(out, _repeat(ts_array, counts))
+
+
+class TimerService:
+    """Flink's TimerService: the current processing time and watermark. Registering timers
+    comes with keyed state and timers (a later release), and says so."""
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    def current_processing_time(self) -> int:
+        return int(time.time() * 1000)
+
+    def current_watermark(self) -> int:
+        return self._ctx.current_watermark
+
+    def register_event_time_timer(self, timestamp: int) -> None:
+        raise NotYetSupportedError("Timers come with keyed state and timers in a later release")
+
+    register_processing_time_timer = register_event_time_timer
 
 
 class ProcessContext:
     """The ``ctx`` of ProcessFunction.process_element (Flink's ProcessFunction.Context)."""
 
     _current_key: Any = None
+    _timestamp: int | None = None
+
+    def __init__(self, op_ctx=None):
+        self._timer_service = TimerService(op_ctx) if op_ctx is not None else None
 
     def get_current_key(self) -> Any:
         return self._current_key
 
     def timestamp(self) -> int | None:
-        return None
+        """The event timestamp of the current record (epoch ms), or None without event time."""
+        return self._timestamp
+
+    def timer_service(self) -> TimerService:
+        return self._timer_service
 
 
 def _schema_text(schema: pa.Schema) -> str:

@@ -44,7 +44,7 @@ class KeyedReduceOperator(UserFunctionOperator):
             state[key] = value
             if rolling:
                 out.append(value)
-        self.emit_rows(out)
+        self.emit_rows(out, records.timestamps(batch) if rolling else None)
 
     def end_input(self) -> None:
         if self.ctx.batch_mode:
@@ -73,10 +73,12 @@ class KeyedAggregationOperator(StreamOperator):
         return self._aggregation
 
     def process_batch(self, batch: pa.RecordBatch) -> None:
+        batch, ts = records.without_timestamps(batch)
         keyed, key_fields = self.key_selector.with_key_column(batch)
         out = self._aggregation_for(batch.schema, key_fields).add(keyed)
         if out is not None and out.num_rows:
-            self.output.collect(self._strip(out))
+            # rolling: one output per input record, which keeps that record's timestamp
+            self.output.collect(records.with_timestamps(self._strip(out), ts))
 
     def end_input(self) -> None:
         if self._aggregation is not None:

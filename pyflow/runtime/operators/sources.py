@@ -30,6 +30,7 @@ class CollectionSource(SourceOperator):
             if self.ctx.cancelled.is_set():
                 return
             self.output.collect(records.rows_to_batch(self.items[start:start + size], self.output_schema))
+            self.ctx.tick()
 
 
 class SequenceSource(SourceOperator):
@@ -54,6 +55,7 @@ class SequenceSource(SourceOperator):
                 return
             values = pa.array(np.arange(start, min(start + size, hi), dtype=np.int64))
             self.output.collect(pa.RecordBatch.from_arrays([values], schema=schema))
+            self.ctx.tick()
 
 
 class GeneratorSource(SourceOperator):
@@ -94,6 +96,7 @@ class GeneratorSource(SourceOperator):
             if per_subtask_rate:
                 allowed = int((time.monotonic() - started + interval_s) * per_subtask_rate) - produced
                 if allowed <= 0:
+                    self.ctx.tick()
                     self.ctx.cancelled.wait(interval_s)
                     continue
                 batch_rows = min(size, allowed)
@@ -105,6 +108,7 @@ class GeneratorSource(SourceOperator):
             if rows:
                 t0 = time.monotonic()
                 self.output.collect(records.rows_to_batch(rows, self.output_schema))
+                self.ctx.tick()
                 if adaptive:
                     elapsed = time.monotonic() - t0
                     scaled = int(len(rows) * target_s / elapsed) if elapsed > 0 else self.ctx.batch_size
@@ -130,6 +134,7 @@ class FileSourceOperator(SourceOperator):
                 return
             if batch.num_rows:
                 self.output.collect(batch)
+            self.ctx.tick()
 
     def estimated_total_bytes(self) -> int | None:
         return fileio.FileReader(self.files, self.format).total_bytes

@@ -25,7 +25,10 @@ from pyflow.errors import CancelTaskError, NetworkError, format_failure
 from pyflow.runtime.deployment import TaskDeploymentDescriptor
 from pyflow.runtime.process_logging import FILE_ONLY
 from pyflow.runtime.messages import ExecutionState, TaskExecutionStateUpdate
-from pyflow.runtime.network import ChannelSpec, InputGate, NetworkEnvironment, ResultPartition
+from pyflow.runtime.network import (
+    MAX_WATERMARK, ChannelSpec, InputGate, NetworkEnvironment, ResultPartition, Watermark, WatermarkStatus,
+)
+from pyflow.runtime.watermark_valve import WatermarkValve
 from pyflow.runtime.network.partitioners import partitioner_from_spec
 from pyflow.runtime.operators.base import OperatorContext, OperatorMetrics, Output, SourceOperator, StreamOperator
 
@@ -47,6 +50,13 @@ class ChainedOutput(Output):
         self.operator.ctx.metrics.num_records_in += batch.num_rows
         self.operator.process_batch(batch)
 
+    def emit_watermark(self, watermark: Watermark) -> None:
+        self.operator.ctx.current_watermark = watermark.timestamp
+        self.operator.process_watermark(watermark)
+
+    def emit_watermark_status(self, status: WatermarkStatus) -> None:
+        self.operator.process_watermark_status(status)
+
 
 class PartitionOutput(Output):
     """Writes a batch into a network result partition."""
@@ -58,6 +68,12 @@ class PartitionOutput(Output):
 
     def collect(self, batch: pa.RecordBatch) -> None:
         self.partition.emit(batch)
+
+    def emit_watermark(self, watermark: Watermark) -> None:
+        self.partition.broadcast_event(watermark)
+
+    def emit_watermark_status(self, status: WatermarkStatus) -> None:
+        self.partition.broadcast_event(status)
 
 
 class FanOutOutput(Output):
@@ -71,6 +87,14 @@ class FanOutOutput(Output):
     def collect(self, batch: pa.RecordBatch) -> None:
         for out in self.outputs:
             out.collect(batch)
+
+    def emit_watermark(self, watermark: Watermark) -> None:
+        for out in self.outputs:
+            out.emit_watermark(watermark)
+
+    def emit_watermark_status(self, status: WatermarkStatus) -> None:
+        for out in self.outputs:
+            out.emit_watermark_status(status)
 
 
 class CountingOutput(Output):
@@ -87,6 +111,14 @@ class CountingOutput(Output):
         self.metrics.num_records_out += batch.num_rows
         if self.inner is not None:
             self.inner.collect(batch)
+
+    def emit_watermark(self, watermark: Watermark) -> None:
+        if self.inner is not None:
+            self.inner.emit_watermark(watermark)
+
+    def emit_watermark_status(self, status: WatermarkStatus) -> None:
+        if self.inner is not None:
+            self.inner.emit_watermark_status(status)
 
 
 def _runtime_partitioner(spec, max_parallelism: int):
@@ -111,6 +143,8 @@ class Task:
         self.partitions: list[ResultPartition] = []
         self.gate: InputGate | None = None
         self.thread = threading.Thread(target=self._run, name=f"Task {tdd.task_name}", daemon=True)
+        self._tick_interval_s = tdd.settings.get("auto_watermark_interval_ms", 200.0) / 1000.0
+        self._last_tick = 0.0
         self.started_at = time.time()
 
     @property
@@ -233,7 +267,7 @@ class Task:
                 batch_size=settings.get("batch_size", 16384),
                 buffer_timeout_ms=settings.get("buffer_timeout_ms", 100.0),
                 batch_mode=settings.get("batch_mode", False), managed_memory=self.managed_memory,
-                cancelled=self.cancelled)
+                cancelled=self.cancelled, tick=self._maybe_tick)
         # set up tail first, so that every chained output points at a set-up operator
         for op_info in reversed(tdd.operators):
             op = self.operators[op_info.node_id]
@@ -255,28 +289,60 @@ class Task:
             head.run()
             if self.cancelled.is_set():
                 raise CancelTaskError()
+            # a finished source ends event time: everything downstream may fire (Flink does so)
+            head.ctx.current_watermark = MAX_WATERMARK
+            head.output.emit_watermark(Watermark(MAX_WATERMARK))
         else:
-            gate = self.gate
-            assert gate is not None, "a non-source task without inputs"
-            metrics = head.ctx.metrics
-            process = head.process_batch
-            timeout_marker = InputGate.TIMEOUT
-            while True:
-                item = gate.next(timeout=0.5)
-                if item is None:
-                    break
-                if item is timeout_marker:
-                    if self.cancelled.is_set():
-                        raise CancelTaskError()
-                    continue
-                _, value = item
-                if isinstance(value, pa.RecordBatch):
-                    metrics.num_records_in += value.num_rows
-                    process(value)
-                # other in-band events (watermarks, barriers) arrive with the event-time issue
+            self._consume_input(head)
         # the input ended: let every operator of the chain emit what it held back, upstream first
         for op_info in self.tdd.operators:
             self.operators[op_info.node_id].end_input()
+
+    def _consume_input(self, head: StreamOperator) -> None:
+        gate = self.gate
+        assert gate is not None, "a non-source task without inputs"
+        valve = WatermarkValve(len(self.tdd.inputs))
+        metrics = head.ctx.metrics
+        process = head.process_batch
+        timeout_marker = InputGate.TIMEOUT
+        poll_s = min(0.2, max(self._tick_interval_s, 0.01))
+        while True:
+            item = gate.poll(timeout=poll_s)
+            if item is None:
+                return
+            if item is timeout_marker:
+                if self.cancelled.is_set():
+                    raise CancelTaskError()
+                self._maybe_tick()
+                continue
+            channel, value = item
+            if isinstance(value, pa.RecordBatch):
+                metrics.num_records_in += value.num_rows
+                process(value)
+                self._maybe_tick()
+            elif isinstance(value, Watermark):
+                advanced = valve.input_watermark(channel, value.timestamp)
+                if advanced is not None:
+                    head.ctx.current_watermark = advanced
+                    head.process_watermark(Watermark(advanced))
+            elif isinstance(value, WatermarkStatus):
+                advanced, idle = valve.input_status(channel, value.idle)
+                if advanced is not None:
+                    head.ctx.current_watermark = advanced
+                    head.process_watermark(Watermark(advanced))
+                if idle is not None:
+                    head.process_watermark_status(WatermarkStatus(idle))
+            # checkpoint barriers arrive with the checkpointing issue
+
+    def _maybe_tick(self) -> None:
+        """Periodic work of the chain's operators, on the task thread (Flink's mailbox)."""
+        now = time.monotonic()
+        if now - self._last_tick < self._tick_interval_s and self._tick_interval_s > 0:
+            return
+        self._last_tick = now
+        now_ms = time.time() * 1000.0
+        for op_info in self.tdd.operators:
+            self.operators[op_info.node_id].on_processing_time(now_ms)
 
     def _name_producers(self, error: str) -> str:
         """A broken input channel names a data address; say which TaskManager and task that is."""

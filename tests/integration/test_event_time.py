@@ -1,0 +1,63 @@
+"""Event time on the real cluster: timestamps travel with records, watermarks travel in band,
+a task's watermark is the minimum over its inputs, idle inputs do not hold it back."""
+
+from __future__ import annotations
+
+from pyflow import ProcessFunction, WatermarkStrategy
+from pyflow.testing import test_cluster
+
+SETTINGS = {"pipeline.auto-watermark-interval": "20 ms", "execution.buffer-timeout": "10 ms"}
+NO_WATERMARK = -(2**63)
+
+
+class Observe(ProcessFunction):
+    """Emits (record, its timestamp, the operator's current watermark)."""
+
+    def process_element(self, value, ctx):
+        yield (value[0], ctx.timestamp(), ctx.timer_service().current_watermark())
+
+
+def timestamped(stream, strategy=None):
+    strategy = strategy or WatermarkStrategy.for_monotonous_timestamps()
+    return stream.assign_timestamps_and_watermarks(strategy.with_timestamp_assigner(lambda r, _: r[1]))
+
+
+def test_the_watermark_is_the_minimum_over_inputs_and_timestamps_travel_with_records():
+    with test_cluster(SETTINGS) as cluster:
+        env = cluster.environment()
+        slow = timestamped(env.from_generator(lambda i: ("slow", i), rate=300))           # event time i ms
+        fast = timestamped(env.from_generator(lambda i: ("fast", 1_000_000 + 1000 * i), rate=300))
+        rows = list(slow.union(fast).map(lambda r: r).process(Observe()).execute_and_collect(limit=400))
+    by_source = {"slow": [r for r in rows if r[0] == "slow"], "fast": [r for r in rows if r[0] == "fast"]}
+    assert by_source["slow"] and by_source["fast"]
+    assert all(ts is not None for _, ts, _ in rows)
+    assert all(ts >= 1_000_000 for _, ts, _ in by_source["fast"])
+    watermarks = [wm for _, _, wm in rows]
+    assert max(watermarks) > NO_WATERMARK  # event time advanced
+    # the slow input holds the watermark back: never near the fast input's event time
+    assert max(watermarks) < 1_000_000
+
+
+def test_an_idle_input_does_not_hold_the_watermark_back():
+    with test_cluster(SETTINGS) as cluster:
+        env = cluster.environment()
+        # this input goes quiet after 3 records; with idleness it stops holding back the watermark
+        quiet = timestamped(env.from_generator(lambda i: ("quiet", i), rate=300).filter(lambda r: r[1] < 3),
+                            WatermarkStrategy.for_monotonous_timestamps().with_idleness(200))
+        busy = timestamped(env.from_generator(lambda i: ("busy", 1000 * i), rate=300))
+        rows = []
+        with quiet.union(busy).process(Observe()).execute_and_collect() as results:
+            for row in results:
+                rows.append(row)
+                if row[2] > 50_000 or len(rows) > 3000:
+                    break
+    assert max(wm for _, _, wm in rows) > 50_000, "the idle input held the watermark back"
+
+
+def test_without_idleness_a_quiet_input_holds_the_watermark_back():
+    with test_cluster(SETTINGS) as cluster:
+        env = cluster.environment()
+        quiet = timestamped(env.from_generator(lambda i: ("quiet", i), rate=300).filter(lambda r: r[1] < 3))
+        busy = timestamped(env.from_generator(lambda i: ("busy", 1000 * i), rate=300))
+        rows = list(quiet.union(busy).process(Observe()).execute_and_collect(limit=300))
+    assert max(wm for _, _, wm in rows) <= 2
