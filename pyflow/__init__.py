@@ -8,6 +8,8 @@
 """
 
 from pyflow.api import (
+    AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
+    ValueStateDescriptor,
     DataStream, DataStreamSink, FileSink, FileSource, FilterFunction, FlatMapFunction, Function,
     JobClient, JobExecutionResult, KeyedProcessFunction, KeyedStream, KeySelector, MapBatchesFunction,
     MapFunction, ProcessFunction, ReduceFunction, RuntimeContext, RuntimeExecutionMode,
@@ -23,6 +25,8 @@ from pyflow.runtime.messages import JobStatus
 __version__ = "0.1.0"
 
 __all__ = [
+    "AggregatingStateDescriptor", "ListStateDescriptor", "MapStateDescriptor", "ReducingStateDescriptor",
+    "ValueStateDescriptor",
     "Configuration", "ConfigurationError", "DataStream", "DataStreamSink", "FileSink", "FileSource",
     "FilterFunction", "FlatMapFunction", "Function", "JobCancellationError", "JobClient",
     "JobExecutionError", "JobExecutionResult", "JobStatus", "KeySelector", "KeyedProcessFunction",

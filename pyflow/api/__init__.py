@@ -10,8 +10,14 @@ from pyflow.api.functions import (
 from pyflow.api.job_client import JobClient, JobExecutionResult
 from pyflow.api.watermarks import TimestampAssigner, WatermarkStrategy
 from pyflow.runtime.operators.functions import RuntimeContext
+from pyflow.state import (
+    AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
+    ValueStateDescriptor,
+)
 
 __all__ = [
+    "AggregatingStateDescriptor", "ListStateDescriptor", "MapStateDescriptor", "ReducingStateDescriptor",
+    "ValueStateDescriptor",
     "DataStream", "DataStreamSink", "FileSink", "FileSource", "FilterFunction", "FlatMapFunction",
     "Function", "JobClient", "JobExecutionResult", "KeySelector", "KeyedProcessFunction",
     "KeyedStream", "MapBatchesFunction", "MapFunction", "ProcessFunction", "ReduceFunction",

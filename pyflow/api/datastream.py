@@ -257,9 +257,13 @@ class KeyedStream(DataStream):
         return self._aggregate("count", [])
 
     def process(self, func: fn.KeyedProcessFunction, output_schema: pa.Schema | None = None) -> DataStream:
+        """A KeyedProcessFunction: per-key state through its runtime context, and timers
+        (``ctx.timer_service()``) that call its ``on_timer(timestamp, ctx)``."""
+        from pyflow.runtime.operators.keyed_process import KeyedProcessOperator
+
         call = fn.resolve(func, "process_element", "process", fn.ProcessFunction)
         return self._keyed("Keyed Process",
-                           ProcessOperator("Keyed Process", func, call, output_schema, key_selector=self._selector))
+                           KeyedProcessOperator("Keyed Process", func, call, self._selector, output_schema))
 
 
 def _fields(field) -> list[str | int]:

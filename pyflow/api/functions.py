@@ -68,7 +68,13 @@ class ProcessFunction(Function):
 
 
 class KeyedProcessFunction(ProcessFunction):
-    """A ProcessFunction on a keyed stream: ``ctx.get_current_key()`` is the record's key."""
+    """A ProcessFunction on a keyed stream: ``ctx.get_current_key()`` is the record's key, keyed
+    state comes from the runtime context (``open(ctx)``: ``ctx.get_state(ValueStateDescriptor(...))``),
+    and timers registered with ``ctx.timer_service()`` call ``on_timer``."""
+
+    def on_timer(self, timestamp: int, ctx: ProcessContext) -> Iterable[Any] | None:
+        """A timer fired; ``ctx.get_current_key()`` is its key, ``ctx.time_domain()`` says which."""
+        return None
 
 
 def resolve(function: Any, method: str, api: str, base: type) -> Callable:

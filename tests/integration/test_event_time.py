@@ -61,3 +61,40 @@ def test_without_idleness_a_quiet_input_holds_the_watermark_back():
         busy = timestamped(env.from_generator(lambda i: ("busy", 1000 * i), rate=300))
         rows = list(quiet.union(busy).process(Observe()).execute_and_collect(limit=300))
     assert max(wm for _, _, wm in rows) <= 2
+
+
+def test_keyed_state_and_event_time_timers_on_the_cluster():
+    from pyflow import KeyedProcessFunction, ValueStateDescriptor
+
+    class SumUntilQuiet(KeyedProcessFunction):
+        """Sums per key; emits the sum 1 s (event time) after the key's last record."""
+
+        def open(self, ctx):
+            self.total = ctx.get_state(ValueStateDescriptor("total", default=0))
+            self.deadline = ctx.get_state(ValueStateDescriptor("deadline"))
+
+        def process_element(self, value, ctx):
+            self.total.update(self.total.value() + value[1])
+            if self.deadline.value() is not None:
+                ctx.timer_service().delete_event_time_timer(self.deadline.value())
+            self.deadline.update(ctx.timestamp() + 1000)
+            ctx.timer_service().register_event_time_timer(ctx.timestamp() + 1000)
+
+        def on_timer(self, timestamp, ctx):
+            yield (ctx.get_current_key(), self.total.value(), timestamp)
+
+    data = [(f"k{i % 7}", i, i * 10) for i in range(500)]  # (key, amount, event time ms)
+    with test_cluster(SETTINGS) as cluster:
+        env = cluster.environment()
+        env.set_parallelism(2)
+        rows = list(env.from_collection(data)
+                    .assign_timestamps_and_watermarks(
+                        WatermarkStrategy.for_bounded_out_of_orderness(100).with_timestamp_assigner(lambda r, _: r[2]))
+                    .key_by(0).process(SumUntilQuiet()).execute_and_collect())
+    expected = {}
+    last = {}
+    for key, amount, ts in data:
+        expected[key] = expected.get(key, 0) + amount
+        last[key] = ts
+    # one emission per key (earlier deadlines were deleted), fired by the end-of-input watermark
+    assert sorted(rows) == sorted((k, expected[k], last[k] + 1000) for k in expected)

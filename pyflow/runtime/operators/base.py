@@ -13,6 +13,7 @@ chain's end it is a write into a network result partition. Operators never see s
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -68,6 +69,10 @@ class OperatorContext:
     #: called by sources between batches and while they wait: lets the task run its periodic
     #: work (watermark emission, idleness) on the task thread, as Flink's mailbox does
     tick: Callable[[], None] = lambda: None
+    #: the keyed state backend of a keyed operator (None elsewhere)
+    keyed_state_backend: Any = None
+    #: processing time in epoch ms; tests replace it with a controllable clock
+    processing_time: Callable[[], float] = field(default=lambda: time.time() * 1000.0)
 
 
 class StreamOperator:

@@ -45,6 +45,26 @@ class RuntimeContext:
     def get_job_id(self) -> str:
         return self._ctx.job_id
 
+    # ---- keyed state (keyed streams only), PyFlink's names ----------------------------------
+
+    def _backend(self):
+        backend = self._ctx.keyed_state_backend
+        if backend is None:
+            from pyflow.errors import ProgramError
+
+            raise ProgramError(
+                f"Keyed state is only available on keyed streams: '{self._ctx.operator_name}' does "
+                "not run after key_by(); key the stream first")
+        return backend
+
+    def get_state(self, descriptor):
+        return self._backend().get_partitioned_state(descriptor)
+
+    get_list_state = get_state
+    get_map_state = get_state
+    get_reducing_state = get_state
+    get_aggregating_state = get_state
+
     def get_managed_memory(self) -> int:
         """Bytes of managed memory of this subtask's slot: the TaskManager's managed memory
         (``taskmanager.memory.process.size`` x ``taskmanager.memory.managed.fraction``) split
@@ -190,42 +210,66 @@ class ProcessOperator(UserFunctionOperator):
 
 
 class TimerService:
-    """Flink's TimerService: the current processing time and watermark. Registering timers
-    comes with keyed state and timers (a later release), and says so."""
+    """Flink's TimerService. Timers are per key: registering one needs a keyed stream."""
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, timers=None, context=None):
         self._ctx = ctx
+        self._timers = timers  # InternalTimerService of a keyed operator
+        self._context = context
 
     def current_processing_time(self) -> int:
-        return int(time.time() * 1000)
+        return int(self._ctx.processing_time())
 
     def current_watermark(self) -> int:
         return self._ctx.current_watermark
 
-    def register_event_time_timer(self, timestamp: int) -> None:
-        raise NotYetSupportedError("Timers come with keyed state and timers in a later release")
+    def _require_keyed(self):
+        if self._timers is None:
+            from pyflow.errors import ProgramError
 
-    register_processing_time_timer = register_event_time_timer
+            raise ProgramError(
+                f"Setting timers is only supported on keyed streams: '{self._ctx.operator_name}' does "
+                "not run after key_by(); use key_by(...).process(KeyedProcessFunction)")
+        return self._timers
+
+    def register_event_time_timer(self, timestamp: int) -> None:
+        self._require_keyed().register_event_time_timer(timestamp, self._context.get_current_key())
+
+    def register_processing_time_timer(self, timestamp: int) -> None:
+        self._require_keyed().register_processing_time_timer(timestamp, self._context.get_current_key())
+
+    def delete_event_time_timer(self, timestamp: int) -> None:
+        self._require_keyed().delete_event_time_timer(timestamp, self._context.get_current_key())
+
+    def delete_processing_time_timer(self, timestamp: int) -> None:
+        self._require_keyed().delete_processing_time_timer(timestamp, self._context.get_current_key())
 
 
 class ProcessContext:
-    """The ``ctx`` of ProcessFunction.process_element (Flink's ProcessFunction.Context)."""
+    """The ``ctx`` of ProcessFunction.process_element and on_timer (Flink's Context and
+    OnTimerContext)."""
 
     _current_key: Any = None
     _timestamp: int | None = None
+    _time_domain: str | None = None
 
-    def __init__(self, op_ctx=None):
-        self._timer_service = TimerService(op_ctx) if op_ctx is not None else None
+    def __init__(self, op_ctx=None, timers=None):
+        self._timer_service = TimerService(op_ctx, timers, self) if op_ctx is not None else None
 
     def get_current_key(self) -> Any:
         return self._current_key
 
     def timestamp(self) -> int | None:
-        """The event timestamp of the current record (epoch ms), or None without event time."""
+        """The event timestamp of the current record (epoch ms), or the firing timer's time in
+        on_timer; None without event time."""
         return self._timestamp
 
     def timer_service(self) -> TimerService:
         return self._timer_service
+
+    def time_domain(self) -> str | None:
+        """In on_timer: "EVENT_TIME" or "PROCESSING_TIME"."""
+        return self._time_domain
 
 
 def _schema_text(schema: pa.Schema) -> str:

@@ -1,0 +1,90 @@
+"""KeyedProcessOperator: a KeyedProcessFunction with keyed state and timers (Flink's).
+
+Each subtask owns a keyed state backend over its key-group range and a timer service. For every
+record the current key is set, so ``runtime_context.get_state(...)`` reads and writes that key's
+state; timers registered in ``process_element`` fire ``on_timer`` with the same key current:
+event-time timers when the watermark passes them (before the watermark goes downstream),
+processing-time timers when the wall clock does. Outputs keep the record's timestamp, or get the
+timer's timestamp when emitted from ``on_timer``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pyflow.runtime import records
+from pyflow.runtime.operators.functions import ProcessContext, UserFunctionOperator, _repeat
+from pyflow.runtime.timer_service import EVENT_TIME, PROCESSING_TIME, InternalTimerService
+from pyflow.state.backend import HeapKeyedStateBackend
+from pyflow.state.key_groups import key_group_range
+
+
+class KeyedProcessOperator(UserFunctionOperator):
+    keyed = True
+
+    def __init__(self, name, function, call, key_selector, output_schema=None):
+        super().__init__(name, function, call, output_schema)
+        self.key_selector = key_selector
+
+    def open(self) -> None:
+        ctx = self.ctx
+        self.backend = HeapKeyedStateBackend(
+            ctx.max_parallelism, key_group_range(ctx.max_parallelism, ctx.parallelism, ctx.subtask_index))
+        ctx.keyed_state_backend = self.backend
+        self.timers = InternalTimerService()
+        self._context = ProcessContext(ctx, self.timers)
+        on_timer = getattr(self.function, "on_timer", None)
+        self._on_timer = on_timer if callable(on_timer) else None
+        super().open()  # the user's open(runtime_context) may get state now
+
+    def process_batch(self, batch) -> None:
+        fn = self.call
+        ctx = self._context
+        backend = self.backend
+        rows = records.batch_to_rows(batch)
+        keys = self.key_selector.keys(batch, rows)
+        ts_array = records.timestamps(batch)
+        ts = ts_array.to_pylist() if ts_array is not None else None
+        out: list[Any] = []
+        counts: list[int] = []
+        for i, row in enumerate(rows):
+            key = keys[i]
+            backend.set_current_key(key)
+            ctx._current_key = key
+            ctx._timestamp = ts[i] if ts is not None else None
+            result = fn(row, ctx)
+            before = len(out)
+            if result is not None:
+                out.extend(result)
+            counts.append(len(out) - before)
+        self.emit_rows(out, _repeat(ts_array, counts))
+
+    def _fire(self, timers, domain: str) -> None:
+        if self._on_timer is None:
+            for _ in timers:  # no on_timer: timers just expire
+                pass
+            return
+        ctx = self._context
+        out: list[Any] = []
+        times: list[int] = []
+        for timestamp, key, _ in timers:
+            self.backend.set_current_key(key)
+            ctx._current_key = key
+            ctx._timestamp = timestamp
+            ctx._time_domain = domain
+            result = self._on_timer(timestamp, ctx)
+            if result is not None:
+                before = len(out)
+                out.extend(result)
+                times.extend([timestamp] * (len(out) - before))
+        ctx._time_domain = None
+        self.emit_rows(out, np.array(times, dtype=np.int64) if out else None)
+
+    def process_watermark(self, watermark) -> None:
+        self._fire(self.timers.advance_watermark(watermark.timestamp), EVENT_TIME)
+        self.output.emit_watermark(watermark)
+
+    def on_processing_time(self, now_ms: float) -> None:
+        self._fire(self.timers.advance_processing_time(int(self.ctx.processing_time())), PROCESSING_TIME)
