@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-import time
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pyflow.errors import NotYetSupportedError, RecordError
+from pyflow.errors import RecordError
 from pyflow.runtime import records
 from pyflow.runtime.operators.base import StreamOperator
 
