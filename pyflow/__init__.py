@@ -8,6 +8,7 @@
 """
 
 from pyflow.api import (
+    ContinuousEventTimeTrigger, CountTrigger, EventTimeSessionWindows, EventTimeTrigger, GlobalWindow, GlobalWindows, ProcessingTimeSessionWindows, ProcessingTimeTrigger, PurgingTrigger, SlidingEventTimeWindows, SlidingProcessingTimeWindows, TimeWindow, Trigger, TriggerResult, TumblingEventTimeWindows, TumblingProcessingTimeWindows, WindowAssigner,
     AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
     ValueStateDescriptor,
     DataStream, DataStreamSink, FileSink, FileSource, FilterFunction, FlatMapFunction, Function,
@@ -25,6 +26,7 @@ from pyflow.runtime.messages import JobStatus
 __version__ = "0.1.0"
 
 __all__ = [
+    "ContinuousEventTimeTrigger", "CountTrigger", "EventTimeSessionWindows", "EventTimeTrigger", "GlobalWindow", "GlobalWindows", "ProcessingTimeSessionWindows", "ProcessingTimeTrigger", "PurgingTrigger", "SlidingEventTimeWindows", "SlidingProcessingTimeWindows", "TimeWindow", "Trigger", "TriggerResult", "TumblingEventTimeWindows", "TumblingProcessingTimeWindows", "WindowAssigner",
     "AggregatingStateDescriptor", "ListStateDescriptor", "MapStateDescriptor", "ReducingStateDescriptor",
     "ValueStateDescriptor",
     "Configuration", "ConfigurationError", "DataStream", "DataStreamSink", "FileSink", "FileSource",

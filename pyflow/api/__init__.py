@@ -9,6 +9,9 @@ from pyflow.api.functions import (
 )
 from pyflow.api.job_client import JobClient, JobExecutionResult
 from pyflow.api.watermarks import TimestampAssigner, WatermarkStrategy
+from pyflow.api.windowing import (
+    ContinuousEventTimeTrigger, CountTrigger, EventTimeSessionWindows, EventTimeTrigger, GlobalWindow, GlobalWindows, ProcessingTimeSessionWindows, ProcessingTimeTrigger, PurgingTrigger, SlidingEventTimeWindows, SlidingProcessingTimeWindows, TimeWindow, Trigger, TriggerResult, TumblingEventTimeWindows, TumblingProcessingTimeWindows, WindowAssigner,
+)
 from pyflow.runtime.operators.functions import RuntimeContext
 from pyflow.state import (
     AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
@@ -16,6 +19,7 @@ from pyflow.state import (
 )
 
 __all__ = [
+    "ContinuousEventTimeTrigger", "CountTrigger", "EventTimeSessionWindows", "EventTimeTrigger", "GlobalWindow", "GlobalWindows", "ProcessingTimeSessionWindows", "ProcessingTimeTrigger", "PurgingTrigger", "SlidingEventTimeWindows", "SlidingProcessingTimeWindows", "TimeWindow", "Trigger", "TriggerResult", "TumblingEventTimeWindows", "TumblingProcessingTimeWindows", "WindowAssigner",
     "AggregatingStateDescriptor", "ListStateDescriptor", "MapStateDescriptor", "ReducingStateDescriptor",
     "ValueStateDescriptor",
     "DataStream", "DataStreamSink", "FileSink", "FileSource", "FilterFunction", "FlatMapFunction",

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pyflow.api import functions as fn
-from pyflow.errors import ProgramError
+from pyflow.errors import NotYetSupportedError, ProgramError
 from pyflow.graph.transformations import ChainingStrategy, PartitionerSpec, Transformation
 from pyflow.runtime.operators.functions import (
     ExpressionFilterOperator, FilterOperator, FlatMapOperator, MapBatchesOperator, MapOperator, ProcessOperator,
@@ -142,6 +142,11 @@ class DataStream(_Configurable):
         name = "Timestamps/Watermarks"
         return self._then(name, watermark_strategy.create_operator(name))
 
+    def window_all(self, assigner) -> WindowedStream:
+        """Windows over the whole (non-keyed) stream, computed with parallelism 1 (as in Flink)."""
+        keyed = KeyedStream(self._partition(PartitionerSpec("global")), KeySelector(fields=()), partition=False)
+        return WindowedStream(keyed, assigner, all_windows=True)
+
     def key_by(self, key: str | int | Sequence[str | int] | Callable[[Any], Any] | fn.KeySelector) -> KeyedStream:
         """Partition by key: field name(s), tuple position(s), or a key function."""
         if isinstance(key, (str, int)) and not isinstance(key, bool):
@@ -215,9 +220,12 @@ class DataStreamSink(_Configurable):
 class KeyedStream(DataStream):
     """A stream partitioned by key: keyed aggregations, reduce, keyed process functions."""
 
-    def __init__(self, stream: DataStream, selector: KeySelector):
-        spec = PartitionerSpec("hash", key_selector=selector)
-        t = Transformation(kind="partition", name="key_by", inputs=[stream._transformation], partitioner=spec)
+    def __init__(self, stream: DataStream, selector: KeySelector, partition: bool = True):
+        if partition:
+            spec = PartitionerSpec("hash", key_selector=selector)
+            t = Transformation(kind="partition", name="key_by", inputs=[stream._transformation], partitioner=spec)
+        else:  # already partitioned (window_all: everything to one subtask)
+            t = stream._transformation
         super().__init__(stream._env, t)
         self._selector = selector
 
@@ -256,6 +264,10 @@ class KeyedStream(DataStream):
         """Records per key, as rows ``{<key fields>..., "count": n}``."""
         return self._aggregate("count", [])
 
+    def window(self, assigner) -> WindowedStream:
+        """Group each key's records into windows, e.g. ``TumblingEventTimeWindows.of(10_000)``."""
+        return WindowedStream(self, assigner)
+
     def process(self, func: fn.KeyedProcessFunction, output_schema: pa.Schema | None = None) -> DataStream:
         """A KeyedProcessFunction: per-key state through its runtime context, and timers
         (``ctx.timer_service()``) that call its ``on_timer(timestamp, ctx)``."""
@@ -264,6 +276,72 @@ class KeyedStream(DataStream):
         call = fn.resolve(func, "process_element", "process", fn.ProcessFunction)
         return self._keyed("Keyed Process",
                            KeyedProcessOperator("Keyed Process", func, call, self._selector, output_schema))
+
+
+class WindowedStream:
+    """A keyed stream grouped into windows (Flink's WindowedStream).
+
+    Built-in aggregations (``sum``, ``min``, ``max``, ``count``, ``mean``) are computed on Arrow
+    batches and emit one row per key and window: the key field(s) (``key`` for a key function),
+    ``window_start``, ``window_end`` (epoch ms) and one column per aggregate (``count``, or the
+    aggregated field's name); the row's timestamp is the window's max timestamp (end - 1).
+    """
+
+    def __init__(self, keyed: KeyedStream, assigner: Any, *, all_windows: bool = False):
+        from pyflow.api.windowing import WindowAssigner
+
+        if not isinstance(assigner, WindowAssigner):
+            raise ProgramError(
+                f"window() takes a window assigner such as TumblingEventTimeWindows.of(10_000), got {assigner!r}")
+        self._keyed = keyed
+        self._assigner = assigner
+        self._trigger = None
+        self._allowed_lateness_ms = 0
+        self._all = all_windows
+
+    def trigger(self, trigger) -> WindowedStream:
+        self._trigger = trigger
+        return self
+
+    def allowed_lateness(self, lateness) -> WindowedStream:
+        from pyflow.api.durations import to_millis
+
+        self._allowed_lateness_ms = to_millis(lateness, "allowed_lateness", allow_zero=True)
+        return self
+
+    def _vectorizable(self) -> bool:
+        return (self._trigger is None and self._allowed_lateness_ms == 0
+                and hasattr(self._assigner, "assign_batch") and not self._assigner.is_merging())
+
+    def _aggregate_builtin(self, kind: str, fields: list[str | int | None]) -> DataStream:
+        from pyflow.runtime.operators.window_aggregation import WindowAggregationOperator
+
+        if not self._vectorizable():
+            raise NotYetSupportedError(
+                f"Built-in window {kind}() with custom triggers, allowed lateness or session windows "
+                "comes with the generic window operator; use tumbling or sliding windows with the default "
+                "trigger for now")
+        name = "Window Aggregation" if not self._all else "All-Window Aggregation"
+        op = WindowAggregationOperator(name, self._keyed._selector, self._assigner, [(kind, f) for f in fields])
+        stream = self._keyed._then(name, op)
+        if self._all:
+            stream.set_parallelism(1)
+        return stream
+
+    def sum(self, field: str | int | Sequence[str | int]) -> DataStream:
+        return self._aggregate_builtin("sum", _fields(field))
+
+    def min(self, field: str | int | Sequence[str | int]) -> DataStream:
+        return self._aggregate_builtin("min", _fields(field))
+
+    def max(self, field: str | int | Sequence[str | int]) -> DataStream:
+        return self._aggregate_builtin("max", _fields(field))
+
+    def mean(self, field: str | int | Sequence[str | int]) -> DataStream:
+        return self._aggregate_builtin("mean", _fields(field))
+
+    def count(self) -> DataStream:
+        return self._aggregate_builtin("count", [None])
 
 
 def _fields(field) -> list[str | int]:

@@ -98,3 +98,49 @@ def test_keyed_state_and_event_time_timers_on_the_cluster():
         last[key] = ts
     # one emission per key (earlier deadlines were deleted), fired by the end-of-input watermark
     assert sorted(rows) == sorted((k, expected[k], last[k] + 1000) for k in expected)
+
+
+def test_tumbling_event_time_window_counts_match_a_reference_in_streaming_and_batch_mode():
+    import random
+
+    from pyflow import RuntimeExecutionMode, TumblingEventTimeWindows
+
+    rng = random.Random(7)
+    # bids: (auction, event time ms), event time advancing, each jittered back by up to 2 s
+    bids = [{"auction": rng.randrange(20), "ts": i * 10 - rng.randrange(2000)} for i in range(3000)]
+    expected = {}
+    for b in bids:
+        key = (b["auction"], b["ts"] // 10_000 * 10_000)
+        expected[key] = expected.get(key, 0) + 1
+    results = {}
+    for mode in (RuntimeExecutionMode.STREAMING, RuntimeExecutionMode.BATCH):
+        with test_cluster(SETTINGS) as cluster:
+            env = cluster.environment()
+            env.set_parallelism(2)
+            env.set_runtime_mode(mode)
+            env.configure({"execution.batch-size": 256})
+            rows = list(env.from_collection(bids)
+                        .assign_timestamps_and_watermarks(
+                            WatermarkStrategy.for_bounded_out_of_orderness(5000).with_timestamp_assigner("ts"))
+                        .key_by("auction")
+                        .window(TumblingEventTimeWindows.of(10_000))
+                        .count()
+                        .execute_and_collect())
+        assert all(r["window_end"] - r["window_start"] == 10_000 for r in rows)
+        results[mode] = sorted((r["auction"], r["window_start"], r["count"]) for r in rows)
+    assert results[RuntimeExecutionMode.STREAMING] == sorted((a, w, c) for (a, w), c in expected.items())
+    assert results[RuntimeExecutionMode.BATCH] == results[RuntimeExecutionMode.STREAMING]
+
+
+def test_window_all_sums_the_whole_stream_per_window():
+    from pyflow import TumblingEventTimeWindows
+
+    with test_cluster(SETTINGS) as cluster:
+        env = cluster.environment()
+        env.set_parallelism(2)
+        rows = list(env.from_sequence(0, 99).map(lambda x: {"x": x, "ts": x * 100})
+                    .assign_timestamps_and_watermarks(
+                        WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner("ts"))
+                    .window_all(TumblingEventTimeWindows.of(1000)).sum("x").execute_and_collect())
+    assert sorted((r["window_start"], r["x"]) for r in rows) == [
+        (w * 1000, sum(range(w * 10, w * 10 + 10))) for w in range(10)]

@@ -47,7 +47,9 @@ class KeySelector:
         return [self._function_keys_array(batch)]
 
     def keys(self, batch: pa.RecordBatch, rows: list[Any] | None = None) -> list[Any]:
-        """The Python key of every row (a tuple for several fields)."""
+        """The Python key of every row (a tuple for several fields; None without fields)."""
+        if self.fields == ():
+            return [None] * batch.num_rows
         if self.fields is not None and records.row_kind(batch) != records.OBJECT:
             columns = [a.to_pylist() for a in self.key_arrays(batch)]
             return columns[0] if len(columns) == 1 else list(zip(*columns))
