@@ -161,6 +161,19 @@ class DataStream(_Configurable):
                 f"got {key!r}")
         return KeyedStream(self, selector)
 
+    def get_side_output(self, output_tag) -> DataStream:
+        """The records this operator sent to ``output_tag`` (``yield output_tag, value`` in a
+        process function; late window data with ``side_output_late_data``)."""
+        from pyflow.runtime.operators.functions import OutputTag
+
+        if not isinstance(output_tag, OutputTag):
+            raise ProgramError(f"get_side_output() needs an OutputTag, got {output_tag!r}")
+        if self._transformation.is_virtual:
+            raise ProgramError("get_side_output() applies to the operator that produces the side output")
+        t = Transformation(kind="side", name=f"Side output {output_tag.tag_id}", inputs=[self._transformation],
+                           side_tag=output_tag.tag_id)
+        return DataStream(self._env, t)
+
     def union(self, *streams: DataStream) -> DataStream:
         for s in streams:
             if not isinstance(s, DataStream) or s._env is not self._env:

@@ -44,6 +44,8 @@ class ChainedOperator:
     chained_outputs: tuple[int, ...]
     #: ids of the JobEdges this operator writes to over the network
     network_outputs: tuple[str, ...]
+    #: the side output tag of each chained output (None: the main output)
+    chained_side_tags: tuple[str | None, ...] = ()
 
 
 @dataclass(eq=False)
@@ -75,6 +77,7 @@ class JobEdge:
     target_node: int
     partitioner: PartitionerSpec
     input_index: int
+    side_tag: str | None = None
 
     @property
     def pointwise(self) -> bool:
@@ -212,6 +215,7 @@ def build_job_graph(graph: StreamGraph, job_id: str, *, serialize: bool = True) 
                 id=f"e{e.id}", source_vertex=vertex_of_head[head_of[node.id]].id,
                 target_vertex=vertex_of_head[head_of[e.target_id]].id, source_node=node.id,
                 target_node=e.target_id, partitioner=e.partitioner, input_index=e.input_index,
+                side_tag=e.side_tag,
             )
             edges[job_edge.id] = job_edge
             vertices[job_edge.source_vertex].outputs.append(job_edge)
@@ -221,10 +225,11 @@ def build_job_graph(graph: StreamGraph, job_id: str, *, serialize: bool = True) 
     for head_id, nodes in members.items():
         vertex = vertex_of_head[head_id]
         for node in nodes:
-            chained = tuple(e.target_id for e in node.out_edges
-                            if head_of[e.target_id] == head_id and is_chainable(e, graph))
+            chained_edges = [e for e in node.out_edges if head_of[e.target_id] == head_id and is_chainable(e, graph)]
             network = tuple(je.id for je in vertex.outputs if je.source_node == node.id)
-            vertex.operators.append(ChainedOperator(node.id, node.name, chained, network))
+            vertex.operators.append(ChainedOperator(
+                node.id, node.name, tuple(e.target_id for e in chained_edges), network,
+                tuple(e.side_tag for e in chained_edges)))
             if serialize:
                 vertex.serialized_operators[node.id] = _serialize(node, user_modules)
 

@@ -39,6 +39,8 @@ class StreamEdge:
     input_index: int = 0
     #: position among the target's in-edges; makes the id unique when a stream is unioned with itself
     position: int = 0
+    #: the side output of the source this edge carries (None: its main output)
+    side_tag: str | None = None
 
     @property
     def id(self) -> str:
@@ -137,24 +139,28 @@ def build_stream_graph(
 
     nodes: dict[int, StreamNode] = {}
     groups: dict[int, str] = {}
-    # for virtual transformations: the physical (node id, partitioner) pairs they stand for
-    virtual: dict[int, list[tuple[int, PartitionerSpec | None]]] = {}
+    # for virtual transformations: the physical (node id, partitioner, side tag) they stand for
+    virtual: dict[int, list[tuple[int, PartitionerSpec | None, str | None]]] = {}
 
-    def physical_inputs(t: Transformation) -> list[tuple[int, int, PartitionerSpec | None]]:
-        """(logical input position, physical node id, partitioner) for each input of ``t``."""
-        out: list[tuple[int, int, PartitionerSpec | None]] = []
+    def physical_inputs(t: Transformation) -> list[tuple[int, int, PartitionerSpec | None, str | None]]:
+        """(logical input position, physical node id, partitioner, side tag) per input of ``t``."""
+        out: list[tuple[int, int, PartitionerSpec | None, str | None]] = []
         for position, i in enumerate(t.inputs):
-            pairs = virtual[i.id] if i.is_virtual else [(i.id, None)]
-            out.extend((position, nid, spec) for nid, spec in pairs)
+            entries = virtual[i.id] if i.is_virtual else [(i.id, None, None)]
+            out.extend((position, nid, spec, tag) for nid, spec, tag in entries)
         return out
 
     for t in ordered:
         if t.kind == "union":
-            virtual[t.id] = [(nid, spec) for _, nid, spec in physical_inputs(t)]
+            virtual[t.id] = [(nid, spec, tag) for _, nid, spec, tag in physical_inputs(t)]
             groups[t.id] = _default_group(t, groups)
             continue
         if t.kind == "partition":
-            virtual[t.id] = [(nid, t.partitioner) for _, nid, _ in physical_inputs(t)]
+            virtual[t.id] = [(nid, t.partitioner, tag) for _, nid, _, tag in physical_inputs(t)]
+            groups[t.id] = _default_group(t, groups)
+            continue
+        if t.kind == "side":
+            virtual[t.id] = [(nid, spec, t.side_tag) for _, nid, spec, _ in physical_inputs(t)]
             groups[t.id] = _default_group(t, groups)
             continue
         assert t.operator is not None, t
@@ -181,7 +187,7 @@ def build_stream_graph(
         )
         nodes[t.id] = node
         two_input = getattr(t.operator, "num_inputs", 1) > 1
-        for position, source_id, spec in physical_inputs(t):
+        for position, source_id, spec, tag in physical_inputs(t):
             source = nodes[source_id]
             if spec is None:
                 kind = "forward" if source.parallelism == parallelism else "rebalance"
@@ -194,7 +200,7 @@ def build_stream_graph(
                 )
             # one-input operators see every edge (of a union too) as input 0; two-input operators
             # (connect) number their inputs by the transformation's input position
-            edge = StreamEdge(source_id, t.id, spec, position if two_input else 0, len(node.in_edges))
+            edge = StreamEdge(source_id, t.id, spec, position if two_input else 0, len(node.in_edges), tag)
             node.in_edges.append(edge)
             source.out_edges.append(edge)
     return StreamGraph(job_name=job_name, nodes=nodes, chaining_enabled=chaining_enabled,

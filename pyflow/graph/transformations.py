@@ -2,8 +2,8 @@
 
 Each DataStream call appends one ``Transformation`` (Flink's ``Transformation`` hierarchy, here a
 single class with a ``kind``). Physical kinds (``source``, ``operator``, ``sink``) hold a runtime
-operator; virtual kinds (``partition``, ``union``) only change how their inputs connect and
-vanish when the StreamGraph is built.
+operator; virtual kinds (``partition``, ``union``, ``side`` - a side output of its input) only
+change how their inputs connect and vanish when the StreamGraph is built.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Transformation:
     ``parallelism`` None means "the environment's default"; ``max_parallelism`` likewise.
     """
 
-    kind: str  # source | operator | sink | partition | union
+    kind: str  # source | operator | sink | partition | union | side
     name: str
     inputs: list[Transformation] = field(default_factory=list)
     operator: StreamOperator | None = None
@@ -76,11 +76,13 @@ class Transformation:
     slot_sharing_group: str | None = None
     #: a source that only runs with parallelism 1 (like Flink's non-parallel sources)
     non_parallel: bool = False
+    #: for kind "side": the output tag of the input operator this stream selects
+    side_tag: str | None = None
     id: int = field(default_factory=new_transformation_id)
 
     @property
     def is_virtual(self) -> bool:
-        return self.kind in ("partition", "union")
+        return self.kind in ("partition", "union", "side")
 
     def __repr__(self) -> str:
         return f"Transformation({self.id}, {self.kind}, {self.name!r})"

@@ -18,6 +18,7 @@ class ResultPartitionDeployment:
     num_subpartitions: int
     partitioner: PartitionerSpec
     max_parallelism: int
+    side_tag: str | None = None
 
 
 @dataclass(frozen=True)

@@ -295,3 +295,33 @@ def test_field_keys_work_when_values_of_mixed_types_fall_back_to_objects(env):
         if len(str(r["v"])) > len(str(final.get(r["k"], ""))):
             final[r["k"]] = r["v"]
     assert final == {"a": "1y" * 5, "b": "x2" * 5}
+
+
+def test_side_outputs_from_process_functions_chained_and_across_the_network(env):
+    from pyflow import KeyedProcessFunction, OutputTag
+
+    rejected = OutputTag("rejected")
+
+    class Validate(ProcessFunction):
+        def process_element(self, value, ctx):
+            if value % 3 == 0:
+                yield rejected, f"bad {value}"
+            else:
+                yield value
+
+    env.set_parallelism(2)
+    main = env.from_sequence(1, 30).process(Validate())
+    side_chained = main.get_side_output(rejected).map(lambda s: s.upper())  # chained (forward)
+    side_keyed = main.get_side_output(rejected).key_by(lambda s: len(s)).map(lambda s: s)  # over the network
+    rows = list(main.union(side_chained.map(lambda s: s), side_keyed).execute_and_collect())
+    numbers = sorted(r for r in rows if isinstance(r, int))
+    texts = sorted(r for r in rows if isinstance(r, str))
+    assert numbers == [n for n in range(1, 31) if n % 3]
+    assert texts == sorted([f"BAD {n}" for n in range(3, 31, 3)] + [f"bad {n}" for n in range(3, 31, 3)])
+
+    class Route(KeyedProcessFunction):
+        def process_element(self, value, ctx):
+            yield (rejected, value) if value > 5 else value
+
+    keyed = env.from_sequence(1, 10).key_by(lambda v: v % 2).process(Route())
+    assert sorted(keyed.get_side_output(rejected).execute_and_collect()) == [6, 7, 8, 9, 10]

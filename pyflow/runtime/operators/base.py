@@ -26,6 +26,10 @@ class Output:
     def collect(self, batch: pa.RecordBatch) -> None:
         raise NotImplementedError
 
+    def collect_side(self, tag: str, batch: pa.RecordBatch) -> None:
+        """A batch for the side output ``tag`` (an OutputTag's id)."""
+        raise NotImplementedError
+
     def emit_watermark(self, watermark: Any) -> None:
         raise NotImplementedError
 

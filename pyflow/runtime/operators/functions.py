@@ -20,6 +20,64 @@ from pyflow.runtime import records
 from pyflow.runtime.operators.base import StreamOperator
 
 
+class OutputTag:
+    """Names a side output (Flink's / PyFlink's OutputTag). A process function sends a record to
+    it with ``yield tag, value``; ``stream.get_side_output(tag)`` is the stream of those records.
+
+    >>> late = OutputTag("late")
+    >>> late == OutputTag("late")
+    True
+    """
+
+    def __init__(self, tag_id: str, type_info: Any = None):
+        if not isinstance(tag_id, str) or not tag_id:
+            from pyflow.errors import ProgramError
+
+            raise ProgramError(f"An OutputTag needs a non-empty string id, got {tag_id!r}")
+        self.tag_id = tag_id
+        self.type_info = type_info
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OutputTag) and other.tag_id == self.tag_id
+
+    def __hash__(self) -> int:
+        return hash(("OutputTag", self.tag_id))
+
+    def __repr__(self) -> str:
+        return f"OutputTag({self.tag_id!r})"
+
+
+class _Emitter:
+    """Collects a batch's worth of results of a process function: main records and side-output
+    records (``(OutputTag, value)`` pairs), each with the timestamp of what produced it."""
+
+    __slots__ = ("main", "main_ts", "side", "with_ts")
+
+    def __init__(self, with_ts: bool):
+        self.main: list[Any] = []
+        self.main_ts: list[int | None] = []
+        self.side: dict[str, tuple[list[Any], list[int | None]]] = {}
+        self.with_ts = with_ts
+
+    def add(self, results: Iterable[Any] | None, timestamp: int | None) -> None:
+        if results is None:
+            return
+        for item in results:
+            if type(item) is tuple and len(item) == 2 and isinstance(item[0], OutputTag):
+                rows, times = self.side.setdefault(item[0].tag_id, ([], []))
+                rows.append(item[1])
+                times.append(timestamp)
+            else:
+                self.main.append(item)
+                self.main_ts.append(timestamp)
+
+    def emit(self, operator: "UserFunctionOperator") -> None:
+        operator.emit_rows(self.main, self.main_ts if self.with_ts else None)
+        for tag, (rows, times) in self.side.items():
+            batch = records.with_timestamps(records.rows_to_batch(rows), times if self.with_ts else None)
+            operator.output.collect_side(tag, batch)
+
+
 class RuntimeContext:
     """Flink's RuntimeContext: what a rich function may ask about the subtask it runs in."""
 
@@ -193,19 +251,14 @@ class ProcessOperator(UserFunctionOperator):
         keys = self.key_selector.keys(batch, rows) if self.key_selector else None
         ts_array = records.timestamps(batch)
         ts = ts_array.to_pylist() if ts_array is not None else None
-        out: list[Any] = []
-        counts: list[int] = []
+        emitter = _Emitter(ts is not None)
         for i, row in enumerate(rows):
             if keys is not None:
                 ctx._current_key = keys[i]
             if ts is not None:
                 ctx._timestamp = ts[i]
-            result = fn(row, ctx)
-            before = len(out)
-            if result is not None:
-                out.extend(result)
-            counts.append(len(out) - before)
-        self.emit_rows(out, _repeat(ts_array, counts))
+            emitter.add(fn(row, ctx), ts[i] if ts is not None else None)
+        emitter.emit(self)
 
 
 class TimerService:

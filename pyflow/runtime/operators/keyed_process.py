@@ -10,12 +10,9 @@ timer's timestamp when emitted from ``on_timer``.
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 
 from pyflow.runtime import records
-from pyflow.runtime.operators.functions import ProcessContext, UserFunctionOperator, _repeat
+from pyflow.runtime.operators.functions import ProcessContext, UserFunctionOperator, _Emitter
 from pyflow.runtime.timer_service import EVENT_TIME, PROCESSING_TIME, InternalTimerService
 from pyflow.state.backend import HeapKeyedStateBackend
 from pyflow.state.key_groups import key_group_range
@@ -47,19 +44,14 @@ class KeyedProcessOperator(UserFunctionOperator):
         keys = self.key_selector.keys(batch, rows)
         ts_array = records.timestamps(batch)
         ts = ts_array.to_pylist() if ts_array is not None else None
-        out: list[Any] = []
-        counts: list[int] = []
+        emitter = _Emitter(ts is not None)
         for i, row in enumerate(rows):
             key = keys[i]
             backend.set_current_key(key)
             ctx._current_key = key
             ctx._timestamp = ts[i] if ts is not None else None
-            result = fn(row, ctx)
-            before = len(out)
-            if result is not None:
-                out.extend(result)
-            counts.append(len(out) - before)
-        self.emit_rows(out, _repeat(ts_array, counts))
+            emitter.add(fn(row, ctx), ctx._timestamp)
+        emitter.emit(self)
 
     def _fire(self, timers, domain: str) -> None:
         if self._on_timer is None:
@@ -67,20 +59,15 @@ class KeyedProcessOperator(UserFunctionOperator):
                 pass
             return
         ctx = self._context
-        out: list[Any] = []
-        times: list[int] = []
+        emitter = _Emitter(with_ts=True)
         for timestamp, key, _ in timers:
             self.backend.set_current_key(key)
             ctx._current_key = key
             ctx._timestamp = timestamp
             ctx._time_domain = domain
-            result = self._on_timer(timestamp, ctx)
-            if result is not None:
-                before = len(out)
-                out.extend(result)
-                times.extend([timestamp] * (len(out) - before))
+            emitter.add(self._on_timer(timestamp, ctx), timestamp)
         ctx._time_domain = None
-        self.emit_rows(out, np.array(times, dtype=np.int64) if out else None)
+        emitter.emit(self)
 
     def process_watermark(self, watermark) -> None:
         self._fire(self.timers.advance_watermark(watermark.timestamp), EVENT_TIME)

@@ -99,26 +99,37 @@ class FanOutOutput(Output):
 
 class CountingOutput(Output):
     """An operator's output as the operator sees it: counts its records once, then passes them
-    on (a sink, with nowhere to pass them, only counts)."""
+    on (a sink, with nowhere to pass them, only counts). Side outputs go to the consumers of
+    their tag; a side output nobody consumes is discarded, as in Flink. Watermarks go everywhere."""
 
-    __slots__ = ("metrics", "inner")
+    __slots__ = ("metrics", "inner", "sides")
 
-    def __init__(self, metrics: OperatorMetrics, inner: Output | None):
+    def __init__(self, metrics: OperatorMetrics, inner: Output | None, sides: dict[str, Output] | None = None):
         self.metrics = metrics
         self.inner = inner
+        self.sides = sides or {}
 
     def collect(self, batch: pa.RecordBatch) -> None:
         self.metrics.num_records_out += batch.num_rows
         if self.inner is not None:
             self.inner.collect(batch)
 
+    def collect_side(self, tag: str, batch: pa.RecordBatch) -> None:
+        out = self.sides.get(tag)
+        if out is not None:
+            self.metrics.num_records_out += batch.num_rows
+            out.collect(batch)
+
+    def _all(self) -> list[Output]:
+        return ([self.inner] if self.inner is not None else []) + list(self.sides.values())
+
     def emit_watermark(self, watermark: Watermark) -> None:
-        if self.inner is not None:
-            self.inner.emit_watermark(watermark)
+        for out in self._all():
+            out.emit_watermark(watermark)
 
     def emit_watermark_status(self, status: WatermarkStatus) -> None:
-        if self.inner is not None:
-            self.inner.emit_watermark_status(status)
+        for out in self._all():
+            out.emit_watermark_status(status)
 
 
 def _runtime_partitioner(spec, max_parallelism: int):
@@ -256,6 +267,7 @@ class Task:
                 p.partition_id, p.num_subpartitions, _runtime_partitioner(p.partitioner, p.max_parallelism))
             self.partitions.append(partition)
         partition_by_edge = {p.edge_id: part for p, part in zip(tdd.outputs, self.partitions)}
+        tag_by_edge = {p.edge_id: p.side_tag for p in tdd.outputs}
 
         contexts = {}
         for op_info in tdd.operators:
@@ -271,10 +283,15 @@ class Task:
         # set up tail first, so that every chained output points at a set-up operator
         for op_info in reversed(tdd.operators):
             op = self.operators[op_info.node_id]
-            outs: list[Output] = [ChainedOutput(self.operators[c]) for c in op_info.chained_outputs]
-            outs += [PartitionOutput(partition_by_edge[e]) for e in op_info.network_outputs]
-            inner = None if not outs else outs[0] if len(outs) == 1 else FanOutOutput(outs)
-            op.setup(contexts[op_info.node_id], CountingOutput(contexts[op_info.node_id].metrics, inner))
+            by_tag: dict[str | None, list[Output]] = {}
+            tags = op_info.chained_side_tags or (None,) * len(op_info.chained_outputs)
+            for c, tag in zip(op_info.chained_outputs, tags):
+                by_tag.setdefault(tag, []).append(ChainedOutput(self.operators[c]))
+            for e in op_info.network_outputs:
+                by_tag.setdefault(tag_by_edge[e], []).append(PartitionOutput(partition_by_edge[e]))
+            joined = {tag: outs[0] if len(outs) == 1 else FanOutOutput(outs) for tag, outs in by_tag.items()}
+            inner = joined.pop(None, None)
+            op.setup(contexts[op_info.node_id], CountingOutput(contexts[op_info.node_id].metrics, inner, joined))
         for op_info in reversed(tdd.operators):
             self.operators[op_info.node_id].open()
             self.operators[op_info.node_id]._pyflow_opened = True

@@ -188,7 +188,7 @@ class JobMaster(RpcEndpoint):
             outputs.append(ResultPartitionDeployment(
                 partition_id=p.partition_id, edge_id=p.edge_id, source_node=edge.source_node,
                 num_subpartitions=len(p.consumers), partitioner=edge.partitioner,
-                max_parallelism=target.max_parallelism))
+                max_parallelism=target.max_parallelism, side_tag=edge.side_tag))
         inputs = []
         for c in v.inputs:
             producer = self.executions[c.producer]
