@@ -1,9 +1,13 @@
 """What users import: the environment, streams, functions, sources and sinks."""
 
 from pyflow.api.connectors import FileSink, FileSource
-from pyflow.api.datastream import DataStream, DataStreamSink, KeyedStream
+from pyflow.api.datastream import (
+    BroadcastConnectedStream, BroadcastStream, ConnectedStreams, DataStream, DataStreamSink, KeyedStream,
+    WindowedStream,
+)
 from pyflow.api.environment import RuntimeExecutionMode, StreamExecutionEnvironment
 from pyflow.api.functions import (
+    CoMapFunction, CoFlatMapFunction, CoProcessFunction, KeyedCoProcessFunction, BroadcastProcessFunction, KeyedBroadcastProcessFunction,
     FilterFunction, FlatMapFunction, Function, KeyedProcessFunction, KeySelector, MapBatchesFunction,
     MapFunction, ProcessFunction, ReduceFunction,
 )
@@ -19,6 +23,8 @@ from pyflow.state import (
 )
 
 __all__ = [
+    "BroadcastConnectedStream", "BroadcastStream", "ConnectedStreams", "WindowedStream",
+    "CoMapFunction", "CoFlatMapFunction", "CoProcessFunction", "KeyedCoProcessFunction", "BroadcastProcessFunction", "KeyedBroadcastProcessFunction",
     "OutputTag",
     "ContinuousEventTimeTrigger", "CountTrigger", "EventTimeSessionWindows", "EventTimeTrigger", "GlobalWindow", "GlobalWindows", "ProcessingTimeSessionWindows", "ProcessingTimeTrigger", "PurgingTrigger", "SlidingEventTimeWindows", "SlidingProcessingTimeWindows", "TimeWindow", "Trigger", "TriggerResult", "TumblingEventTimeWindows", "TumblingProcessingTimeWindows", "WindowAssigner",
     "AggregatingStateDescriptor", "ListStateDescriptor", "MapStateDescriptor", "ReducingStateDescriptor",

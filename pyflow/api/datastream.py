@@ -161,6 +161,15 @@ class DataStream(_Configurable):
                 f"got {key!r}")
         return KeyedStream(self, selector)
 
+    def connect(self, other: DataStream | BroadcastStream) -> ConnectedStreams | BroadcastConnectedStream:
+        """Connect with another stream (two inputs, one operator, shared state), or with a
+        broadcast stream (``other.broadcast(descriptor)``)."""
+        if isinstance(other, BroadcastStream):
+            return BroadcastConnectedStream(self, other)
+        if not isinstance(other, DataStream) or other._env is not self._env:
+            raise ProgramError("connect() takes a DataStream or a BroadcastStream of the same environment")
+        return ConnectedStreams(self, other)
+
     def get_side_output(self, output_tag) -> DataStream:
         """The records this operator sent to ``output_tag`` (``yield output_tag, value`` in a
         process function; late window data with ``side_output_late_data``)."""
@@ -188,8 +197,11 @@ class DataStream(_Configurable):
     def rescale(self) -> DataStream:
         return self._partition(PartitionerSpec("rescale"))
 
-    def broadcast(self) -> DataStream:
-        return self._partition(PartitionerSpec("broadcast"))
+    def broadcast(self, *descriptors) -> DataStream | BroadcastStream:
+        """Every record to every subtask of the next operator; with MapStateDescriptors, a
+        BroadcastStream to ``connect()`` for broadcast state."""
+        stream = self._partition(PartitionerSpec("broadcast"))
+        return BroadcastStream(stream, descriptors) if descriptors else stream
 
     def shuffle(self) -> DataStream:
         return self._partition(PartitionerSpec("shuffle"))
@@ -289,6 +301,72 @@ class KeyedStream(DataStream):
         call = fn.resolve(func, "process_element", "process", fn.ProcessFunction)
         return self._keyed("Keyed Process",
                            KeyedProcessOperator("Keyed Process", func, call, self._selector, output_schema))
+
+
+class ConnectedStreams:
+    """Two streams feeding one operator (Flink's ConnectedStreams)."""
+
+    def __init__(self, first: DataStream, second: DataStream, selectors: tuple | None = None):
+        self._first = first
+        self._second = second
+        self._selectors = selectors
+
+    def key_by(self, key1, key2) -> ConnectedStreams:
+        """Key both inputs (records with equal keys meet in the same subtask and state)."""
+        k1, k2 = self._first.key_by(key1), self._second.key_by(key2)
+        return ConnectedStreams(k1, k2, (k1._selector, k2._selector))
+
+    def _two_input(self, name: str, operator) -> DataStream:
+        t = Transformation(kind="operator", name=name, inputs=[self._first._transformation,
+                                                               self._second._transformation], operator=operator)
+        self._first._env._add(t)
+        return DataStream(self._first._env, t)
+
+    def _co(self, name: str, func, kind: str, output_schema) -> DataStream:
+        from pyflow.runtime.operators.two_input import CoOperator, adapt
+
+        call1, call2 = adapt(func, kind)
+        return self._two_input(name, CoOperator(name, func, call1, call2, self._selectors, output_schema))
+
+    def map(self, func: fn.CoMapFunction, output_schema: pa.Schema | None = None) -> DataStream:
+        return self._co("Co-Map", func, "map", output_schema)
+
+    def flat_map(self, func: fn.CoFlatMapFunction, output_schema: pa.Schema | None = None) -> DataStream:
+        return self._co("Co-Flat Map", func, "flat_map", output_schema)
+
+    def process(self, func: fn.CoProcessFunction, output_schema: pa.Schema | None = None) -> DataStream:
+        """A CoProcessFunction, or on keyed connected streams a KeyedCoProcessFunction (state, timers)."""
+        return self._co("Co-Process" if self._selectors is None else "Keyed Co-Process", func, "process", output_schema)
+
+
+class BroadcastStream:
+    """A stream broadcast to every subtask, carrying broadcast state (Flink's BroadcastStream)."""
+
+    def __init__(self, stream: DataStream, descriptors: tuple):
+        from pyflow.state import MapStateDescriptor
+
+        for d in descriptors:
+            if not isinstance(d, MapStateDescriptor):
+                raise ProgramError(f"broadcast() takes MapStateDescriptors for broadcast state, got {d!r}")
+        self._stream = stream
+        self._descriptors = descriptors
+
+
+class BroadcastConnectedStream:
+    def __init__(self, stream: DataStream, broadcast: BroadcastStream):
+        self._stream = stream
+        self._broadcast = broadcast
+
+    def process(self, func: fn.BroadcastProcessFunction, output_schema: pa.Schema | None = None) -> DataStream:
+        from pyflow.runtime.operators.two_input import BroadcastOperator
+
+        keyed = isinstance(self._stream, KeyedStream)
+        if keyed and not isinstance(func, fn.KeyedBroadcastProcessFunction):
+            raise ProgramError("A keyed stream connected with a broadcast stream needs a KeyedBroadcastProcessFunction")
+        name = "Keyed Broadcast Process" if keyed else "Broadcast Process"
+        operator = BroadcastOperator(name, func, self._broadcast._descriptors,
+                                     self._stream._selector if keyed else None, output_schema)
+        return ConnectedStreams(self._stream, self._broadcast._stream)._two_input(name, operator)
 
 
 class WindowedStream:

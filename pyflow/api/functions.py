@@ -77,6 +77,60 @@ class KeyedProcessFunction(ProcessFunction):
         return None
 
 
+class CoMapFunction(Function):
+    """For connected streams: ``map1`` for the first stream's records, ``map2`` for the second's."""
+
+    def map1(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def map2(self, value: Any) -> Any:
+        raise NotImplementedError
+
+
+class CoFlatMapFunction(Function):
+    def flat_map1(self, value: Any) -> Iterable[Any]:
+        raise NotImplementedError
+
+    def flat_map2(self, value: Any) -> Iterable[Any]:
+        raise NotImplementedError
+
+
+class CoProcessFunction(Function):
+    """``process_element1/2(value, ctx)`` yield results (side outputs: ``yield tag, value``)."""
+
+    def process_element1(self, value: Any, ctx: ProcessContext) -> Iterable[Any] | None:
+        raise NotImplementedError
+
+    def process_element2(self, value: Any, ctx: ProcessContext) -> Iterable[Any] | None:
+        raise NotImplementedError
+
+
+class KeyedCoProcessFunction(CoProcessFunction):
+    """A CoProcessFunction on keyed connected streams: keyed state and timers (``on_timer``)."""
+
+    def on_timer(self, timestamp: int, ctx: ProcessContext) -> Iterable[Any] | None:
+        return None
+
+
+class BroadcastProcessFunction(Function):
+    """Connects a stream with a broadcast stream: ``process_element(value, ctx)`` reads
+    ``ctx.get_broadcast_state(descriptor)`` (read-only); ``process_broadcast_element(value, ctx)``
+    updates it, identically on every subtask."""
+
+    def process_element(self, value: Any, ctx: ProcessContext) -> Iterable[Any] | None:
+        raise NotImplementedError
+
+    def process_broadcast_element(self, value: Any, ctx: ProcessContext) -> Iterable[Any] | None:
+        raise NotImplementedError
+
+
+class KeyedBroadcastProcessFunction(BroadcastProcessFunction):
+    """A BroadcastProcessFunction on a keyed stream: keyed state and timers on the element side."""
+
+    def on_timer(self, timestamp: int, ctx: ProcessContext) -> Iterable[Any] | None:
+        return None
+
+
 def resolve(function: Any, method: str, api: str, base: type) -> Callable:
     """The callable to invoke for ``function``: its ``method`` if it is a ``base``, else itself."""
     if isinstance(function, type):

@@ -320,7 +320,8 @@ class Task:
         assert gate is not None, "a non-source task without inputs"
         valve = WatermarkValve(len(self.tdd.inputs))
         metrics = head.ctx.metrics
-        process = head.process_batch
+        # channel -> the operator input it feeds (two-input operators: process_batch2 for input 1)
+        processes = [head.process_batch if c.input_index == 0 else head.process_batch2 for c in self.tdd.inputs]
         timeout_marker = InputGate.TIMEOUT
         poll_s = min(0.2, max(self._tick_interval_s, 0.01))
         while True:
@@ -335,7 +336,7 @@ class Task:
             channel, value = item
             if isinstance(value, pa.RecordBatch):
                 metrics.num_records_in += value.num_rows
-                process(value)
+                processes[channel](value)
                 self._maybe_tick()
             elif isinstance(value, Watermark):
                 advanced = valve.input_watermark(channel, value.timestamp)
