@@ -7,6 +7,7 @@ from pyflow.api.datastream import (
 )
 from pyflow.api.environment import RuntimeExecutionMode, StreamExecutionEnvironment
 from pyflow.api.functions import (
+    AggregateFunction, ProcessWindowFunction,
     CoMapFunction, CoFlatMapFunction, CoProcessFunction, KeyedCoProcessFunction, BroadcastProcessFunction, KeyedBroadcastProcessFunction,
     FilterFunction, FlatMapFunction, Function, KeyedProcessFunction, KeySelector, MapBatchesFunction,
     MapFunction, ProcessFunction, ReduceFunction,
@@ -23,6 +24,7 @@ from pyflow.state import (
 )
 
 __all__ = [
+    "AggregateFunction", "ProcessWindowFunction",
     "BroadcastConnectedStream", "BroadcastStream", "ConnectedStreams", "WindowedStream",
     "CoMapFunction", "CoFlatMapFunction", "CoProcessFunction", "KeyedCoProcessFunction", "BroadcastProcessFunction", "KeyedBroadcastProcessFunction",
     "OutputTag",

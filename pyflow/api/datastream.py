@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pyflow.api import functions as fn
-from pyflow.errors import NotYetSupportedError, ProgramError
+from pyflow.errors import ProgramError
 from pyflow.graph.transformations import ChainingStrategy, PartitionerSpec, Transformation
 from pyflow.runtime.operators.functions import (
     ExpressionFilterOperator, FilterOperator, FlatMapOperator, MapBatchesOperator, MapOperator, ProcessOperator,
@@ -142,10 +142,15 @@ class DataStream(_Configurable):
         name = "Timestamps/Watermarks"
         return self._then(name, watermark_strategy.create_operator(name))
 
+    def _all_keyed(self) -> KeyedStream:
+        return KeyedStream(self._partition(PartitionerSpec("global")), KeySelector(fields=()), partition=False)
+
     def window_all(self, assigner) -> WindowedStream:
         """Windows over the whole (non-keyed) stream, computed with parallelism 1 (as in Flink)."""
-        keyed = KeyedStream(self._partition(PartitionerSpec("global")), KeySelector(fields=()), partition=False)
-        return WindowedStream(keyed, assigner, all_windows=True)
+        return WindowedStream(self._all_keyed(), assigner, all_windows=True)
+
+    def count_window_all(self, size: int, slide: int | None = None) -> WindowedStream:
+        return _count_windowed(self._all_keyed(), size, slide, all_windows=True)
 
     def key_by(self, key: str | int | Sequence[str | int] | Callable[[Any], Any] | fn.KeySelector) -> KeyedStream:
         """Partition by key: field name(s), tuple position(s), or a key function."""
@@ -293,6 +298,11 @@ class KeyedStream(DataStream):
         """Group each key's records into windows, e.g. ``TumblingEventTimeWindows.of(10_000)``."""
         return WindowedStream(self, assigner)
 
+    def count_window(self, size: int, slide: int | None = None) -> WindowedStream:
+        """Windows of ``size`` records per key; with ``slide``, one every ``slide`` records over
+        the last ``size`` (sliding count windows work with ``process()``)."""
+        return _count_windowed(self, size, slide, all_windows=False)
+
     def process(self, func: fn.KeyedProcessFunction, output_schema: pa.Schema | None = None) -> DataStream:
         """A KeyedProcessFunction: per-key state through its runtime context, and timers
         (``ctx.timer_service()``) that call its ``on_timer(timestamp, ctx)``."""
@@ -372,10 +382,13 @@ class BroadcastConnectedStream:
 class WindowedStream:
     """A keyed stream grouped into windows (Flink's WindowedStream).
 
-    Built-in aggregations (``sum``, ``min``, ``max``, ``count``, ``mean``) are computed on Arrow
-    batches and emit one row per key and window: the key field(s) (``key`` for a key function),
-    ``window_start``, ``window_end`` (epoch ms) and one column per aggregate (``count``, or the
-    aggregated field's name); the row's timestamp is the window's max timestamp (end - 1).
+    Built-in aggregations (``sum``, ``min``, ``max``, ``count``, ``mean``) emit one row per key and
+    window: the key field(s) (``key`` for a key function), ``window_start``, ``window_end`` (epoch
+    ms; absent for count windows) and one column per aggregate (``count``, or the aggregated
+    field's name); the row's timestamp is the window's max timestamp (end - 1). On tumbling and
+    sliding windows with the default trigger they run vectorized on Arrow batches; otherwise
+    (custom triggers, allowed lateness, late side output, sessions, count windows) record by record.
+    ``reduce``, ``aggregate`` and ``process`` take Flink's window functions.
     """
 
     def __init__(self, keyed: KeyedStream, assigner: Any, *, all_windows: bool = False):
@@ -388,6 +401,8 @@ class WindowedStream:
         self._assigner = assigner
         self._trigger = None
         self._allowed_lateness_ms = 0
+        self._late_tag = None
+        self._evictor_count: int | None = None
         self._all = all_windows
 
     def trigger(self, trigger) -> WindowedStream:
@@ -395,29 +410,76 @@ class WindowedStream:
         return self
 
     def allowed_lateness(self, lateness) -> WindowedStream:
+        """How long after the watermark passed a window late records still update it
+        (milliseconds or timedelta); each late record fires the window again."""
         from pyflow.api.durations import to_millis
 
         self._allowed_lateness_ms = to_millis(lateness, "allowed_lateness", allow_zero=True)
         return self
 
+    def side_output_late_data(self, output_tag) -> WindowedStream:
+        """Records too late for any window go to this side output (``get_side_output(tag)`` on the
+        result) instead of being dropped."""
+        from pyflow.runtime.operators.functions import OutputTag
+
+        if not isinstance(output_tag, OutputTag):
+            raise ProgramError(f"side_output_late_data() needs an OutputTag, got {output_tag!r}")
+        self._late_tag = output_tag
+        return self
+
     def _vectorizable(self) -> bool:
-        return (self._trigger is None and self._allowed_lateness_ms == 0
-                and hasattr(self._assigner, "assign_batch") and not self._assigner.is_merging())
+        return (self._trigger is None and self._allowed_lateness_ms == 0 and self._late_tag is None
+                and self._evictor_count is None and hasattr(self._assigner, "assign_batch")
+                and not self._assigner.is_merging())
 
-    def _aggregate_builtin(self, kind: str, fields: list[str | int | None]) -> DataStream:
-        from pyflow.runtime.operators.window_aggregation import WindowAggregationOperator
-
-        if not self._vectorizable():
-            raise NotYetSupportedError(
-                f"Built-in window {kind}() with custom triggers, allowed lateness or session windows "
-                "comes with the generic window operator; use tumbling or sliding windows with the default "
-                "trigger for now")
-        name = "Window Aggregation" if not self._all else "All-Window Aggregation"
-        op = WindowAggregationOperator(name, self._keyed._selector, self._assigner, [(kind, f) for f in fields])
+    def _result(self, name: str, op) -> DataStream:
         stream = self._keyed._then(name, op)
         if self._all:
             stream.set_parallelism(1)
         return stream
+
+    def _window_operator(self, name: str, function) -> DataStream:
+        from pyflow.runtime.operators.window_operator import WindowOperator
+
+        op = WindowOperator(name, self._keyed._selector, self._assigner, trigger=self._trigger,
+                            allowed_lateness_ms=self._allowed_lateness_ms, function=function,
+                            late_output_tag=self._late_tag, evictor_count=self._evictor_count)
+        return self._result(name, op)
+
+    def reduce(self, reduce_function, window_function=None) -> DataStream:
+        """Reduce each window's records (``fn(a, b)`` or a ReduceFunction); an optional
+        ProcessWindowFunction gets the reduced value with the window's key and context."""
+        from pyflow.runtime.operators.window_operator import ReduceWindow
+
+        call = fn.resolve(reduce_function, "reduce", "reduce", fn.ReduceFunction)
+        return self._window_operator("Window(Reduce)", ReduceWindow(call, window_function))
+
+    def aggregate(self, aggregate_function, window_function=None) -> DataStream:
+        """An AggregateFunction (create_accumulator / add / get_result / merge) per window."""
+        from pyflow.runtime.operators.window_operator import AggregateWindow
+
+        return self._window_operator("Window(Aggregate)", AggregateWindow(aggregate_function, window_function))
+
+    def process(self, process_window_function) -> DataStream:
+        """A ProcessWindowFunction: ``process(key, context, elements)`` yields results."""
+        from pyflow.runtime.operators.window_operator import ProcessWindow
+
+        return self._window_operator("Window(Process)", ProcessWindow(process_window_function))
+
+    def _aggregate_builtin(self, kind: str, fields: list[str | int | None]) -> DataStream:
+        if self._vectorizable():
+            from pyflow.runtime.operators.window_aggregation import WindowAggregationOperator
+
+            name = "Window Aggregation" if not self._all else "All-Window Aggregation"
+            op = WindowAggregationOperator(name, self._keyed._selector, self._assigner, [(kind, f) for f in fields])
+            return self._result(name, op)
+        from pyflow.runtime.operators.window_builtins import builtin_window_function
+
+        if len(fields) != 1:
+            raise ProgramError(f"{kind}() of several fields needs tumbling or sliding windows with the "
+                               "default trigger; compute one field per window operation here")
+        return self._window_operator(f"Window({kind})", builtin_window_function(
+            kind, fields[0], self._keyed._selector, include_window=not _is_global(self._assigner), all_windows=self._all))
 
     def sum(self, field: str | int | Sequence[str | int]) -> DataStream:
         return self._aggregate_builtin("sum", _fields(field))
@@ -433,6 +495,27 @@ class WindowedStream:
 
     def count(self) -> DataStream:
         return self._aggregate_builtin("count", [None])
+
+
+def _is_global(assigner) -> bool:
+    from pyflow.api.windowing import GlobalWindows
+
+    return isinstance(assigner, GlobalWindows)
+
+
+def _count_windowed(keyed: KeyedStream, size: int, slide: int | None, all_windows: bool) -> WindowedStream:
+    from pyflow.api.windowing import CountTrigger, GlobalWindows, PurgingTrigger
+
+    for name, value in (("size", size), ("slide", slide)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ProgramError(f"count_window({name}={value!r}): {name} must be a positive number of records")
+    windowed = WindowedStream(keyed, GlobalWindows.create(), all_windows=all_windows)
+    if slide is None:
+        windowed._trigger = PurgingTrigger.of(CountTrigger.of(size))
+    else:
+        windowed._trigger = CountTrigger.of(slide)
+        windowed._evictor_count = size
+    return windowed
 
 
 def _fields(field) -> list[str | int]:

@@ -77,6 +77,40 @@ class KeyedProcessFunction(ProcessFunction):
         return None
 
 
+class AggregateFunction(Function):
+    """Flink's AggregateFunction: an accumulator per key (and window).
+
+    >>> class Average(AggregateFunction):
+    ...     def create_accumulator(self): return (0, 0)
+    ...     def add(self, value, acc): return (acc[0] + value, acc[1] + 1)
+    ...     def get_result(self, acc): return acc[0] / acc[1]
+    ...     def merge(self, a, b): return (a[0] + b[0], a[1] + b[1])
+    """
+
+    def create_accumulator(self) -> Any:
+        raise NotImplementedError
+
+    def add(self, value: Any, accumulator: Any) -> Any:
+        raise NotImplementedError
+
+    def get_result(self, accumulator: Any) -> Any:
+        raise NotImplementedError
+
+    def merge(self, a: Any, b: Any) -> Any:
+        raise NotImplementedError
+
+
+class ProcessWindowFunction(Function):
+    """All of a window's records at once: ``process(key, context, elements)`` yields results;
+    ``context.window()`` is the window (``start``, ``end``), ``context.current_watermark()``."""
+
+    def process(self, key: Any, context: Any, elements: Iterable[Any]) -> Iterable[Any]:
+        raise NotImplementedError
+
+    def clear(self, context: Any) -> None:
+        pass
+
+
 class CoMapFunction(Function):
     """For connected streams: ``map1`` for the first stream's records, ``map2`` for the second's."""
 

@@ -144,3 +144,42 @@ def test_window_all_sums_the_whole_stream_per_window():
                     .window_all(TumblingEventTimeWindows.of(1000)).sum("x").execute_and_collect())
     assert sorted((r["window_start"], r["x"]) for r in rows) == [
         (w * 1000, sum(range(w * 10, w * 10 + 10))) for w in range(10)]
+
+
+def test_windows_with_lateness_late_side_output_sessions_and_count_windows():
+    from pyflow import (
+        EventTimeSessionWindows, OutputTag, ProcessWindowFunction, TumblingEventTimeWindows,
+    )
+
+    late = OutputTag("late")
+
+    class Collect(ProcessWindowFunction):
+        def process(self, key, context, elements):
+            w = context.window()
+            yield (key, w.start, w.end, sorted(e[1] for e in elements))
+
+    # ("k", value, event time ms): a late record within the allowed lateness updates its window,
+    # one beyond it goes to the side output
+    data = [("k", 1, 1_000), ("k", 2, 12_000), ("k", 3, 2_000), ("k", 4, 30_000), ("k", 5, 3_000)]
+    strategy = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(lambda r, _: r[2])
+    with test_cluster({**SETTINGS, "pipeline.auto-watermark-interval": "0 ms", "execution.batch-size": 1}) as cluster:
+        env = cluster.environment()
+        windows = (env.from_collection(data).assign_timestamps_and_watermarks(strategy)
+                   .key_by(0).window(TumblingEventTimeWindows.of(10_000))
+                   .allowed_lateness(15_000).side_output_late_data(late).process(Collect()))
+        result = sorted(windows.union(windows.get_side_output(late).map(lambda r: ("late", r[1]))).execute_and_collect())
+        # records: 1@1s, 2@12s (wm 12s fires [0,10)=[1]), 3@2s late but within lateness (fires [1,3]),
+        # 4@30s (wm 30s: [0,10) cleaned up at 9.999+15s; [10,20) fires [2]), 5@3s beyond lateness -> late
+        assert ("k", 0, 10_000, [1]) in result and ("k", 0, 10_000, [1, 3]) in result
+        assert ("k", 10_000, 20_000, [2]) in result and ("late", 5) in result
+        env2 = cluster.environment()
+        sessions = sorted(env2.from_collection([("a", 1, 0), ("b", 4, 100), ("a", 2, 500), ("a", 3, 5_000)])
+                          .assign_timestamps_and_watermarks(strategy).key_by(0)
+                          .window(EventTimeSessionWindows.with_gap(1_000)).sum(1).execute_and_collect(),
+                          key=lambda r: (r["f0"], r["window_start"]))
+        assert [(r["f0"], r["window_start"], r["window_end"], r["f1"]) for r in sessions] == [
+            ("a", 0, 1_500, 3), ("a", 5_000, 6_000, 3), ("b", 100, 1_100, 4)]
+        env3 = cluster.environment()
+        counts = sorted(env3.from_collection([("a", i) for i in range(7)]).key_by(0).count_window(3).sum(1)
+                        .execute_and_collect(), key=lambda r: r["f1"])
+        assert [r["f1"] for r in counts] == [0 + 1 + 2, 3 + 4 + 5]  # the 7th record never fills a window
