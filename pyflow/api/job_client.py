@@ -45,7 +45,7 @@ def to_execution_result(result) -> JobExecutionResult:
     operators = {}
     for node_id, m in sorted(result.operator_metrics.items(), key=lambda kv: int(kv[0])):
         key = m["name"] if names[m["name"]] == 1 else f"{m['name']} ({node_id})"
-        operators[key] = {"numRecordsIn": m["numRecordsIn"], "numRecordsOut": m["numRecordsOut"]}
+        operators[key] = {k: v for k, v in m.items() if k != "name"}
     return JobExecutionResult(result.job_id, result.job_name, result.net_runtime_ms, operators,
                               result.vertex_metrics, result.task_managers)
 

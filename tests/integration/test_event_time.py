@@ -183,3 +183,16 @@ def test_windows_with_lateness_late_side_output_sessions_and_count_windows():
         counts = sorted(env3.from_collection([("a", i) for i in range(7)]).key_by(0).count_window(3).sum(1)
                         .execute_and_collect(), key=lambda r: r["f1"])
         assert [r["f1"] for r in counts] == [0 + 1 + 2, 3 + 4 + 5]  # the 7th record never fills a window
+
+
+def test_late_records_are_counted_in_the_job_metrics():
+    from pyflow import TumblingEventTimeWindows
+
+    data = [("k", 1, 1_000), ("k", 2, 25_000), ("k", 3, 2_000)]  # the last is late: wm 24.999 s
+    strategy = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(lambda r, _: r[2])
+    with test_cluster({**SETTINGS, "pipeline.auto-watermark-interval": "0 ms", "execution.batch-size": 1}) as cluster:
+        env = cluster.environment()
+        (env.from_collection(data).assign_timestamps_and_watermarks(strategy).key_by(0)
+            .window(TumblingEventTimeWindows.of(10_000)).count().print())
+        result = env.execute("late")
+    assert result.operator_metrics["Window Aggregation"]["numLateRecordsDropped"] == 1

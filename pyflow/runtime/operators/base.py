@@ -43,9 +43,14 @@ class OperatorMetrics:
 
     num_records_in: int = 0
     num_records_out: int = 0
+    #: records that came too late for every window they belong to, and had no late side output
+    num_late_records_dropped: int = 0
 
     def to_dict(self) -> dict[str, int]:
-        return {"numRecordsIn": self.num_records_in, "numRecordsOut": self.num_records_out}
+        out = {"numRecordsIn": self.num_records_in, "numRecordsOut": self.num_records_out}
+        if self.num_late_records_dropped:
+            out["numLateRecordsDropped"] = self.num_late_records_dropped
+        return out
 
 
 @dataclass
@@ -120,6 +125,18 @@ class StreamOperator:
     def describe(self) -> dict[str, Any]:
         """Extra facts for the execution plan (JSON)."""
         return {}
+
+    @property
+    def num_late_records_dropped(self) -> int:
+        """Flink's numLateRecordsDropped of this operator (kept in its metrics once set up)."""
+        ctx = self.__dict__.get("ctx")
+        return ctx.metrics.num_late_records_dropped if ctx is not None else 0
+
+    @num_late_records_dropped.setter
+    def num_late_records_dropped(self, value: int) -> None:
+        ctx = self.__dict__.get("ctx")
+        if ctx is not None:
+            ctx.metrics.num_late_records_dropped = value
 
 
 class SourceOperator(StreamOperator):

@@ -337,6 +337,8 @@ class JobMaster(RpcEndpoint):
                 agg = out.setdefault(node_id, {"name": m.get("name", node_id), "numRecordsIn": 0, "numRecordsOut": 0})
                 agg["numRecordsIn"] += m.get("numRecordsIn", 0)
                 agg["numRecordsOut"] += m.get("numRecordsOut", 0)
+                if m.get("numLateRecordsDropped"):
+                    agg["numLateRecordsDropped"] = agg.get("numLateRecordsDropped", 0) + m["numLateRecordsDropped"]
         return out
 
     def vertex_metrics(self) -> dict[str, dict[str, Any]]:
