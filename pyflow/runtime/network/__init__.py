@@ -28,6 +28,11 @@ TaskManagers.
 * **Events** (:class:`EndOfPartition`, later watermarks and checkpoint barriers: any picklable
   object) travel in order with the batches on every channel; ``broadcast_event`` flushes
   pending data first. The gate consumes EndOfPartition and returns ``None`` after the last one.
+* **Blocking partitions** (``create_result_partition(..., blocking=True)``, Flink's BLOCKING
+  batch shuffle) take the whole output without any consumer connected: buffers stay in memory
+  within the environment's ``blocking_memory_budget`` and spill to Arrow IPC stream files
+  beyond it; consumers read them after ``finish()`` with the same frames and credit, also after
+  the producer's task ended (:mod:`pyflow.runtime.network.blocking_partition`).
 * **Failures** become :class:`pyflow.errors.NetworkError` naming the producer's address and the
   partition (the consumer's ``next`` when a channel breaks before EndOfPartition; the producer's
   ``emit`` when its consumer's connection breaks) and
@@ -45,6 +50,7 @@ The wire format is in :mod:`pyflow.runtime.network.frames`.
 (2, None)
 """
 
+from pyflow.runtime.network.blocking_partition import BlockingResultPartition
 from pyflow.runtime.network.events import MAX_WATERMARK, MIN_WATERMARK, EndOfPartition, Watermark, WatermarkStatus
 from pyflow.runtime.network.input_gate import ChannelSpec, InputGate
 from pyflow.runtime.network.partitioners import (
@@ -62,6 +68,7 @@ from pyflow.runtime.network.result_partition import ResultPartition
 from pyflow.runtime.network.server import NetworkEnvironment
 
 __all__ = [
+    "BlockingResultPartition",
     "BroadcastPartitioner",
     "ChannelSpec",
     "EndOfPartition",

@@ -16,7 +16,9 @@ ERROR  producer->consumer   utf-8 text: the producer failed or refused the reque
 
 BATCH and EVENT frames each consume one credit; SCHEMA and ERROR frames consume none.
 
-Sending never copies: ``sendmsg`` gets the header and a memoryview of the Arrow buffer.
+Sending never copies: ``sendmsg`` gets the header and a memoryview of the Arrow buffer, and a
+buffer spilled to disk by a blocking partition goes from its file to the socket with
+``sendfile`` (:func:`send_file_frame`).
 Receiving reads each payload into one freshly allocated ``bytearray`` with ``recv_into``; a
 decoded record batch references that bytearray directly (zero-copy after the socket read).
 
@@ -53,6 +55,7 @@ __all__ = [
     "encode_event",
     "encode_frame",
     "encode_request",
+    "send_file_frame",
     "send_frame",
     "send_buffers",
     "tune_socket",
@@ -145,6 +148,29 @@ def send_frame(sock: socket.socket, frame_type: int, payload: Any = b"") -> int:
     if size > MAX_PAYLOAD:
         raise ValueError(f"frame payload of {size} bytes exceeds the 4 GiB frame limit")
     return send_buffers(sock, [HEADER.pack(size, frame_type), payload])
+
+
+_MSG_MORE = getattr(socket, "MSG_MORE", 0)
+
+
+def send_file_frame(sock: socket.socket, frame_type: int, file: Any, offset: int, length: int) -> int:
+    """Send one frame whose payload is ``length`` bytes of ``file`` (opened in binary mode) at
+    ``offset``, with ``sendfile`` (kernel to kernel where the platform has it); returns frame
+    bytes. Raises ConnectionError when the file holds fewer bytes than announced."""
+    if length > MAX_PAYLOAD:
+        raise ValueError(f"frame payload of {length} bytes exceeds the 4 GiB frame limit")
+    header = HEADER.pack(length, frame_type)
+    if _MSG_MORE:
+        sent = 0
+        while sent < len(header):  # MSG_MORE: the header leaves in the same segment as the data
+            sent += sock.send(header[sent:], _MSG_MORE)
+    else:  # pragma: no cover - platforms without MSG_MORE
+        sock.sendall(header)
+    if length:
+        sent = sock.sendfile(file, offset, length)
+        if sent != length:
+            raise ConnectionError(f"spill file ended after {sent} of {length} bytes of a frame")
+    return HEADER.size + length
 
 
 class FrameReader:

@@ -102,7 +102,9 @@ class Subpartition:
     """The queue of buffers for one consumer channel, plus its credit and connection.
 
     Created by the producer's ``ResultPartition`` or, when a consumer connects first, by the
-    data server on the consumer's request (the partition adopts it later).
+    data server on the consumer's request (the partition adopts it later). A blocking partition
+    cannot adopt such a placeholder; it takes over its consumer connection instead
+    (:meth:`hand_over`), after which the placeholder forwards credit and close notifications.
     """
 
     def __init__(self, partition_id: str, index: int, settings: BufferSettings) -> None:
@@ -122,6 +124,7 @@ class Subpartition:
         self._eop_sent = threading.Event()
         self._consumed = False  # EndOfPartition sent and the consumer closed its connection
         self._owner: ResultPartition | None = None
+        self._successor: Subpartition | None = None  # set by hand_over()
         self.bytes_out = 0
         self.buffers_out = 0
         self._backpressured_s = 0.0
@@ -276,6 +279,20 @@ class Subpartition:
 
     # ---------------------------------------------------------------- server side
 
+    def hand_over(self, successor: "Subpartition") -> None:
+        """Move this placeholder's consumer connection and credit to ``successor`` (the
+        subpartition of a blocking partition created after the consumer connected). From then on
+        the placeholder's sender thread ends and credit / close notifications are forwarded."""
+        with self._cond:
+            conn, credit = self._conn, self._credit
+            self._successor = successor
+            self._conn = None
+            self._credit = 0
+            self._cond.notify_all()
+            # attach under our lock: a CREDIT frame forwarded after this finds the successor ready
+            if conn is not None and not conn.closed:
+                successor.attach(conn, credit)
+
     def attach(self, conn: ConsumerConnection, credit: int) -> None:
         """Serve this subpartition on ``conn``: starts the sender thread."""
         with self._cond:
@@ -295,15 +312,20 @@ class Subpartition:
 
     def add_credit(self, conn: ConsumerConnection, credit: int) -> None:
         with self._cond:
-            if conn is self._conn:
-                self._credit += credit
-                self._cond.notify_all()
+            successor = self._successor
+            if successor is None:
+                if conn is self._conn:
+                    self._credit += credit
+                    self._cond.notify_all()
+                return
+        successor.add_credit(conn, credit)
 
     def connection_closed(self, conn: ConsumerConnection, cause: BaseException | None) -> None:
         """The consumer closed ``conn`` (``cause`` None: orderly close) or it broke."""
         consumed = False
         with self._cond:
-            if conn is self._conn:
+            successor = self._successor
+            if successor is None and conn is self._conn:
                 conn.closed = True
                 if self._eop_sent.is_set():
                     consumed = not self._consumed
@@ -321,6 +343,9 @@ class Subpartition:
                     )
                     self._drop_data_locked()
                 self._cond.notify_all()
+        if successor is not None:  # handed over: the successor serves this connection
+            successor.connection_closed(conn, cause)
+            return
         conn.close()
         if consumed and self._owner is not None:
             self._owner._subpartition_consumed()
@@ -332,8 +357,8 @@ class Subpartition:
                 error_text = None
                 with self._cond:
                     while True:
-                        if conn.closed:
-                            return
+                        if self._successor is not None or conn.closed:
+                            return  # handed over: the connection belongs to the successor now
                         if self._error is not None:
                             error_text = self._consumer_error or "producer failed"
                             break
@@ -604,6 +629,8 @@ class ResultPartition:
             "backpressured_time_ms": self.backpressured_time_ms,
             "queued_buffers": self.queued_buffers,
             "finished": self._finished,
+            "blocking": False,
+            "spilled_bytes": 0,
         }
 
     def __repr__(self) -> str:

@@ -8,7 +8,9 @@
   create-on-demand from either side: a consumer may request a subpartition before the producer
   task created its partition (the subpartition waits for it), or after,
 * the **flusher thread** that sends coalesced data after ``buffer_timeout_ms``,
-* the input gates of its tasks (so ``close`` can wake them).
+* the input gates of its tasks (so ``close`` can wake them),
+* for **blocking** (batch) partitions, the spill directory and the one memory budget shared by
+  all of them (see :mod:`pyflow.runtime.network.blocking_partition`).
 
 All public methods are thread-safe.
 """
@@ -24,6 +26,7 @@ from typing import Any, Sequence
 
 from pyflow.errors import CancelTaskError, NetworkError
 from pyflow.runtime.network import frames
+from pyflow.runtime.network.blocking_partition import BlockingResultPartition, BlockingSubpartition
 from pyflow.runtime.network.input_gate import ChannelSpec, InputGate
 from pyflow.runtime.network.partitioners import Partitioner
 from pyflow.runtime.network.result_partition import (
@@ -33,6 +36,7 @@ from pyflow.runtime.network.result_partition import (
     ResultPartition,
     Subpartition,
 )
+from pyflow.runtime.network.spill import SpillBudget, SpillDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ __all__ = ["ChannelSpec", "NetworkEnvironment"]
 
 _REQUEST_TIMEOUT_S = 30.0
 _REMEMBERED_RELEASES = 10_000
+DEFAULT_BLOCKING_MEMORY_BUDGET = 64 << 20
 
 
 class Status(enum.Enum):
@@ -56,6 +61,12 @@ class NetworkEnvironment:
     exclusive credit of an input channel and the queue length of a subpartition,
     ``floating_buffers_per_gate`` is shared out as extra credit over a gate's channels;
     ``buffer_timeout_ms`` is the longest time coalesced data waits (0: send on every emit).
+
+    Blocking partitions (``create_result_partition(..., blocking=True)``) keep serialized buffers
+    in memory while all blocking partitions of this environment together hold at most
+    ``blocking_memory_budget`` bytes, and spill the rest to files in a private directory
+    ``pyflow-spill-<pid>-<random>`` created under ``spill_dir`` (default: the system temp
+    directory) and deleted by ``close()``.
 
     >>> import pyarrow as pa
     >>> from pyflow.runtime.network import RebalancePartitioner
@@ -81,6 +92,8 @@ class NetworkEnvironment:
         buffer_timeout_ms: float = 100.0,
         batch_size: int = 16384,
         max_buffers_per_subpartition: int | None = None,
+        spill_dir: str | None = None,
+        blocking_memory_budget: int = DEFAULT_BLOCKING_MEMORY_BUDGET,
     ) -> None:
         if segment_size < 1024:
             raise ValueError(f"segment_size must be at least 1024 bytes, got {segment_size}")
@@ -97,6 +110,8 @@ class NetworkEnvironment:
             buffer_timeout_ms=float(buffer_timeout_ms),
             queue_capacity=max(1, int(max_buffers_per_subpartition or buffers_per_channel)),
         )
+        self._spill_dir = SpillDirectory(spill_dir)
+        self._spill_budget = SpillBudget(int(blocking_memory_budget))
         self._lock = threading.RLock()
         self._status = Status.CREATED
         self._partitions: dict[str, ResultPartition] = {}
@@ -111,12 +126,17 @@ class NetworkEnvironment:
 
     @classmethod
     def from_config(cls, net_conf: Any) -> "NetworkEnvironment":
-        """From a ``NetworkConfiguration`` (or anything with the same attributes)."""
+        """From a ``NetworkConfiguration`` (or anything with the same attributes; ``spill_dir``
+        and ``blocking_memory_budget`` are optional, None meaning the default)."""
         kwargs = {}
         for name in ("bind_host", "host", "port", "segment_size", "buffers_per_channel",
                      "floating_buffers_per_gate", "buffer_timeout_ms", "batch_size"):
             if hasattr(net_conf, name):
                 kwargs[name] = getattr(net_conf, name)
+        kwargs["spill_dir"] = getattr(net_conf, "spill_dir", None)
+        budget = getattr(net_conf, "blocking_memory_budget", None)
+        if budget is not None:
+            kwargs["blocking_memory_budget"] = int(budget)
         return cls(**kwargs)
 
     # ---------------------------------------------------------------- lifecycle
@@ -124,6 +144,16 @@ class NetworkEnvironment:
     @property
     def status(self) -> Status:
         return self._status
+
+    @property
+    def spill_dir(self) -> str | None:
+        """This environment's spill directory once created (by the first blocking partition)."""
+        return self._spill_dir.path
+
+    @property
+    def spill_budget(self) -> SpillBudget:
+        """The memory budget shared by this environment's blocking partitions."""
+        return self._spill_budget
 
     @property
     def address(self) -> tuple[str, int]:
@@ -154,7 +184,8 @@ class NetworkEnvironment:
 
     def close(self) -> None:
         """Stop the server and fail every partition and gate (idempotent): blocked emitters and
-        readers of this environment wake with CancelTaskError; remote consumers see NetworkError."""
+        readers of this environment wake with CancelTaskError; remote consumers see NetworkError.
+        The spill directory is deleted with every file in it."""
         with self._lock:
             if self._status is Status.CLOSED:
                 return
@@ -176,6 +207,7 @@ class NetworkEnvironment:
             listener.close()
         for partition in partitions:
             partition._release("network environment closed")
+        self._spill_dir.remove()
         for subpartition in waiting:
             subpartition.fail(CancelTaskError, "Network environment closed.", "network environment closed")
         for conn in connections:
@@ -204,18 +236,34 @@ class NetworkEnvironment:
     # ---------------------------------------------------------------- partitions and gates
 
     def create_result_partition(self, partition_id: str, num_subpartitions: int,
-                                partitioner: Partitioner) -> ResultPartition:
-        """Register the partition a producer task writes to (one subpartition per consumer)."""
+                                partitioner: Partitioner, *, blocking: bool = False) -> ResultPartition:
+        """Register the partition a producer task writes to (one subpartition per consumer).
+
+        ``blocking=False`` (PIPELINED): data streams to consumers while it is produced, under
+        backpressure. ``blocking=True`` (BLOCKING, batch): the producer writes everything without
+        waiting (spilling beyond the memory budget) and consumers read it after ``finish()``,
+        also after the producer's task ended; returns a :class:`BlockingResultPartition`.
+        """
         if num_subpartitions < 1:
             raise ValueError(f"A result partition needs at least one subpartition, got {num_subpartitions}")
+        handovers: list[tuple[Subpartition, Subpartition]] = []
         with self._lock:
             self._check_open()
             if partition_id in self._partitions:
                 raise ValueError(f"Result partition {partition_id} already exists in this TaskManager.")
+            if blocking:
+                self._spill_dir.ensure()  # a bad spill_dir fails here, not in the middle of emit
             self._released.pop(partition_id, None)
-            subpartitions = []
+            subpartitions: list[Subpartition] = []
             for index in range(num_subpartitions):
                 subpartition = self._waiting.pop((partition_id, index), None)
+                if blocking:
+                    stored = BlockingSubpartition(partition_id, index, self.settings, self._spill_budget,
+                                                  self._spill_dir)
+                    if subpartition is not None:  # a consumer connected first: take its connection
+                        handovers.append((subpartition, stored))
+                    subpartitions.append(stored)
+                    continue
                 subpartitions.append(subpartition or Subpartition(partition_id, index, self.settings))
             orphans = [key for key in self._waiting if key[0] == partition_id]
             for key in orphans:
@@ -224,9 +272,13 @@ class NetworkEnvironment:
                     f"partition {partition_id} has only {num_subpartitions} subpartitions, "
                     f"subpartition {key[1]} does not exist",
                 )
-            partition = ResultPartition(partition_id, subpartitions, partitioner, self.settings, self._on_release)
+            partition_type = BlockingResultPartition if blocking else ResultPartition
+            partition = partition_type(partition_id, subpartitions, partitioner, self.settings, self._on_release)
             self._partitions[partition_id] = partition
-        logger.debug("Created result partition %s with %d subpartitions", partition_id, num_subpartitions)
+        for placeholder, stored in handovers:
+            placeholder.hand_over(stored)
+        logger.debug("Created %s result partition %s with %d subpartitions",
+                     "blocking" if blocking else "pipelined", partition_id, num_subpartitions)
         return partition
 
     def create_input_gate(self, channels: Sequence[ChannelSpec], *, connect_timeout_s: float = 30.0,
@@ -248,7 +300,8 @@ class NetworkEnvironment:
         return gate
 
     def release_partition(self, partition_id: str) -> None:
-        """Drop a partition: queued data is discarded, emitters and consumers are failed."""
+        """Drop a partition: queued data is discarded (spill files deleted), emitters and
+        consumers are failed. Called when the job ends for blocking partitions not yet consumed."""
         self._on_release(partition_id, "released")
 
     def _on_release(self, partition_id: str, reason: str) -> None:
@@ -290,6 +343,10 @@ class NetworkEnvironment:
             "gates": gate_metrics,
             "num_bytes_out": sum(m["num_bytes_out"] for m in partition_metrics.values()),
             "num_bytes_in": sum(m["num_bytes_in"] for m in gate_metrics),
+            "spilled_bytes": sum(m["spilled_bytes"] for m in partition_metrics.values()),
+            "blocking_memory_bytes": self._spill_budget.used,
+            "blocking_memory_budget": self._spill_budget.capacity,
+            "spill_dir": self._spill_dir.path,
         }
 
     # ---------------------------------------------------------------- data server
