@@ -487,6 +487,8 @@ class NetworkConfiguration:
     buffer_timeout_ms: float
     batch_size: int
     network_memory: int
+    blocking_memory_budget: int = 64 * 1024 * 1024
+    spill_dir: str | None = None
 
     @classmethod
     def from_config(cls, conf: Configuration) -> "NetworkConfiguration":
@@ -500,6 +502,8 @@ class NetworkConfiguration:
             buffer_timeout_ms=conf.get(_options.BUFFER_TIMEOUT) / timedelta(milliseconds=1),
             batch_size=conf.get(_options.BATCH_SIZE),
             network_memory=_network_memory(conf),
+            blocking_memory_budget=int(conf.get(_options.BLOCKING_SHUFFLE_MEMORY)),
+            spill_dir=conf.get(_options.IO_TMP_DIRS) or None,
         )
 
 

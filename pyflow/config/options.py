@@ -641,6 +641,18 @@ FLOATING_BUFFERS = ConfigOption(
     "backlogged.",
     min_value=0, section="Network")
 
+BLOCKING_SHUFFLE_MEMORY = ConfigOption(
+    "taskmanager.network.blocking-shuffle.memory", MemorySize, "64mb",
+    "BATCH execution: memory a TaskManager uses to hold the output of finished stages (blocking "
+    "result partitions) until the next stage reads it; beyond it, output spills to Arrow IPC files "
+    "under io.tmp.dirs. pyflow-specific.",
+    min_value=0, section="Network")
+
+IO_TMP_DIRS = ConfigOption(
+    "io.tmp.dirs", str, "",
+    "Folder for spill files of BATCH execution (Flink's key). Empty: the system's temporary folder.",
+    section="Network")
+
 # --------------------------------------------------------------------------------------------
 # Logging
 # --------------------------------------------------------------------------------------------

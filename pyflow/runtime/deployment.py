@@ -19,6 +19,8 @@ class ResultPartitionDeployment:
     partitioner: PartitionerSpec
     max_parallelism: int
     side_tag: str | None = None
+    #: BATCH execution: the consumer reads it after the producer finished (spilled to disk if large)
+    blocking: bool = False
 
 
 @dataclass(frozen=True)

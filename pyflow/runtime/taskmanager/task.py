@@ -207,6 +207,8 @@ class Task:
             "numRecordsIn": head.get("numRecordsIn", 0),
             "numRecordsOut": sum(p.num_records_out for p in self.partitions),
             "backPressuredTimeMs": sum(getattr(p, "backpressured_time_ms", 0.0) for p in self.partitions),
+            "spilledBytes": sum(p.metrics().get("spilled_bytes", 0)
+                                for spec, p in zip(self.tdd.outputs, self.partitions) if spec.blocking),
             "state": self.state.value,
         }
 
@@ -263,8 +265,9 @@ class Task:
             op = cloudpickle.loads(tdd.serialized_operators[op_info.node_id])
             self.operators[op_info.node_id] = op
         for p in tdd.outputs:
+            kwargs = {"blocking": True} if p.blocking else {}
             partition = self.network.create_result_partition(
-                p.partition_id, p.num_subpartitions, _runtime_partitioner(p.partitioner, p.max_parallelism))
+                p.partition_id, p.num_subpartitions, _runtime_partitioner(p.partitioner, p.max_parallelism), **kwargs)
             self.partitions.append(partition)
         partition_by_edge = {p.edge_id: part for p, part in zip(tdd.outputs, self.partitions)}
         tag_by_edge = {p.edge_id: p.side_tag for p in tdd.outputs}
@@ -374,7 +377,9 @@ class Task:
     def _wait_until_consumed(self) -> None:
         """A task is FINISHED once its consumers have received all its data: its byte counters
         are then final, and its partitions need nothing more from it."""
-        for p in self.partitions:
+        for spec, p in zip(self.tdd.outputs, self.partitions):
+            if spec.blocking:
+                continue  # read after this task ended (BATCH); the TaskManager keeps it until then
             while not p.wait_until_consumed(timeout=0.5):
                 if self.cancelled.is_set():
                     raise CancelTaskError()

@@ -44,6 +44,7 @@ class TaskExecutor(RpcEndpoint):
         self.network = NetworkEnvironment.from_config(NetworkConfiguration.from_config(conf))
         self.slots = SlotTable(self.tm_conf.num_slots, self.tm_conf.managed_memory // self.tm_conf.num_slots)
         self.tasks: dict[str, Task] = {}
+        self._partitions_by_allocation: dict[str, list[str]] = {}
         self.terminated = threading.Event()
         self.exit_code = 0
         self._rm = RemoteResourceManagerGateway(jobmanager_address)
@@ -179,6 +180,7 @@ class TaskExecutor(RpcEndpoint):
         task = Task(tdd, self.network, lambda update: self._report(address, update), self.resource_id,
                     managed_memory=self.slots.memory_per_slot)
         self.tasks[tdd.execution_id] = task
+        self._partitions_by_allocation.setdefault(tdd.allocation_id, []).extend(p.partition_id for p in tdd.outputs)
         logger.info("Received task %s (%s)", tdd.task_name, tdd.execution_id)
         task.start()
 
@@ -211,6 +213,9 @@ class TaskExecutor(RpcEndpoint):
                 if task.tdd.allocation_id == allocation_id and not task.state.is_terminal:
                     task.cancel()
             self.slots.free(allocation_id)
+            # result partitions of the job's tasks in this slot (BATCH keeps them past their task)
+            for partition_id in self._partitions_by_allocation.pop(allocation_id, []):
+                self.network.release_partition(partition_id)
             logger.info("Freed slot %s (%s)", allocation_id, reason)
 
         self.call(free)

@@ -1,7 +1,9 @@
 """JobMaster: schedules one job, tracks its tasks, fails or finishes it (Flink's JobMaster).
 
-Scheduling is Flink's streaming default: all subtasks at once, once every slot the job needs
-(per slot sharing group, its highest parallelism) has been offered. A failed task fails the job
+Scheduling: once every slot the job needs (per slot sharing group, its highest parallelism) has
+been offered, STREAMING deploys all subtasks at once; BATCH deploys stage by stage - every
+exchange between tasks is blocking, and a vertex is deployed when all vertices feeding it have
+finished (Flink's batch scheduling over blocking result partitions). A failed task fails the job
 (restart strategy "none"): the other tasks are cancelled, slots are released, and the job's
 result carries the failed task's Python traceback.
 """
@@ -90,6 +92,8 @@ class JobMaster(RpcEndpoint):
         self._by_execution_id = {e.execution_id: e for e in self.executions.values()}
         self.required_slots = len(self.graph.slots)
         self.slot_pool: dict[str, tuple[TaskManagerLocation, int]] = {}
+        self.batch = bool(job_graph.settings.get("batch_mode", False))
+        self.deployed_vertices: set[str] = set()
         self.failure_cause: str | None = None
         #: failed executions in the order their failures arrived
         self.failures: list[Execution] = []
@@ -162,11 +166,25 @@ class JobMaster(RpcEndpoint):
             allocation_id, location = slot_to_allocation[execution.vertex.slot]
             execution.allocation_id = allocation_id
             execution.location = location
-        for execution in self.executions.values():
-            tdd = self._deployment_descriptor(execution)
-            self._set_state(execution, ExecutionState.DEPLOYING)
-            gateway = self._gateway(execution.location)
-            self.io.submit(self._submit, gateway, tdd, execution.execution_id)
+        self._deploy_ready_vertices()
+
+    def _deploy_ready_vertices(self) -> None:
+        """STREAMING: every vertex now. BATCH: each vertex whose producers all finished."""
+        finished = {v for v in self.job_graph.vertices
+                    if all(e.state is ExecutionState.FINISHED for e in self.executions.values()
+                           if e.vertex.job_vertex.id == v)}
+        for vertex_id, jv in self.job_graph.vertices.items():
+            if vertex_id in self.deployed_vertices:
+                continue
+            if self.batch and not all(edge.source_vertex in finished for edge in jv.inputs):
+                continue
+            self.deployed_vertices.add(vertex_id)
+            for execution in self.executions.values():
+                if execution.vertex.job_vertex.id != vertex_id:
+                    continue
+                tdd = self._deployment_descriptor(execution)
+                self._set_state(execution, ExecutionState.DEPLOYING)
+                self.io.submit(self._submit, self._gateway(execution.location), tdd, execution.execution_id)
 
     def _submit(self, gateway: Any, tdd: TaskDeploymentDescriptor, execution_id: str) -> None:
         try:
@@ -188,7 +206,7 @@ class JobMaster(RpcEndpoint):
             outputs.append(ResultPartitionDeployment(
                 partition_id=p.partition_id, edge_id=p.edge_id, source_node=edge.source_node,
                 num_subpartitions=len(p.consumers), partitioner=edge.partitioner,
-                max_parallelism=target.max_parallelism, side_tag=edge.side_tag))
+                max_parallelism=target.max_parallelism, side_tag=edge.side_tag, blocking=self.batch))
         inputs = []
         for c in v.inputs:
             producer = self.executions[c.producer]
@@ -225,6 +243,8 @@ class JobMaster(RpcEndpoint):
             execution.failure_type = update.metrics.get("failureType", "")
             self.failures.append(execution)
             self._fail(execution.error)
+        elif update.state is ExecutionState.FINISHED and self.batch and self.status is JobStatus.RUNNING:
+            self._deploy_ready_vertices()
         self._check_terminal()
 
     def update_live_metrics(self, task_metrics: dict[str, dict[str, Any]]) -> None:
@@ -285,6 +305,8 @@ class JobMaster(RpcEndpoint):
         self._check_terminal()
 
     def _check_terminal(self) -> None:
+        if self.status.is_globally_terminal:
+            return  # ended already; late reports change nothing
         states = [e.state for e in self.executions.values()]
         if not all(s.is_terminal for s in states):
             return
@@ -347,8 +369,9 @@ class JobMaster(RpcEndpoint):
             jv = e.vertex.job_vertex
             agg = out.setdefault(jv.id, {"name": jv.name, "parallelism": jv.parallelism, "numBytesIn": 0,
                                          "numBytesOut": 0, "numRecordsIn": 0, "numRecordsOut": 0,
-                                         "backPressuredTimeMs": 0})
-            for k in ("numBytesIn", "numBytesOut", "numRecordsIn", "numRecordsOut", "backPressuredTimeMs"):
+                                         "backPressuredTimeMs": 0, "spilledBytes": 0})
+            for k in ("numBytesIn", "numBytesOut", "numRecordsIn", "numRecordsOut", "backPressuredTimeMs",
+                      "spilledBytes"):
                 agg[k] += e.metrics.get(k, 0)
         return out
 
