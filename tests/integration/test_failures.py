@@ -256,3 +256,12 @@ def test_yarn_session_says_not_yet():
                             text=True, env=env, timeout=60)
     assert result.returncode == 2
     assert "not available in this release" in result.stderr
+
+
+def test_a_key_function_that_raises_names_the_operator(env):
+    env.from_collection([{"user": "a"}, {"name": "b"}]).key_by(lambda r: r["user"]).count().print()
+    with pytest.raises(JobExecutionError) as info:
+        env.execute("bad key")
+    text = str(info.value)
+    assert "The key function of 'Keyed Aggregation' raised KeyError: 'user'" in text
+    assert "{'name': 'b'}" in text
