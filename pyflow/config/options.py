@@ -517,6 +517,38 @@ JM_PROCESS_MEMORY = ConfigOption(
     min_value=1024**2, section="JobManager")
 
 # --------------------------------------------------------------------------------------------
+# REST
+# --------------------------------------------------------------------------------------------
+
+REST_ADDRESS = ConfigOption(
+    "rest.address", str, "127.0.0.1",
+    "Address at which clients reach the JobManager's REST endpoint (advertised, not bound).",
+    section="REST")
+
+REST_PORT = ConfigOption(
+    "rest.port", int, 8081,
+    "Port clients connect to for the REST endpoint; the server binds it too unless "
+    "rest.bind-port says otherwise. 0 picks any free port. An embedded cluster (whose "
+    "jobmanager.rpc.port is 0) uses 0 unless rest.port or rest.bind-port is set.",
+    min_value=0, max_value=65535, section="REST")
+
+REST_BIND_ADDRESS = ConfigOption(
+    "rest.bind-address", str, "127.0.0.1",
+    "Local address the REST server listens on. Use 0.0.0.0 to listen on every interface.",
+    section="REST")
+
+REST_BIND_PORT = ConfigOption(
+    "rest.bind-port", str, "",
+    "Port or port range the REST server binds: \"8081\", \"50100-50200\" or \"50100,50102\" "
+    "(the first free one is taken). Empty: rest.port.",
+    section="REST")
+
+REST_MAX_CONTENT_LENGTH = ConfigOption(
+    "rest.server.max-content-length", MemorySize, "100mb",
+    "Largest request body the REST server accepts; larger requests get 413.",
+    min_value=1, section="REST")
+
+# --------------------------------------------------------------------------------------------
 # ResourceManager
 # --------------------------------------------------------------------------------------------
 

@@ -18,7 +18,29 @@ from pyflow.state.backend import HeapKeyedStateBackend
 from pyflow.state.key_groups import key_group_range
 
 
-class KeyedProcessOperator(UserFunctionOperator):
+class TimerFiring:
+    """Fires due timers of a keyed operator: each with its key current, into ``on_timer``
+    (``self._on_timer``), outputs stamped with the timer's time. Shared by the keyed one- and
+    two-input process operators."""
+
+    def _fire_timers(self, timers, domain: str) -> None:
+        if self._on_timer is None:
+            for _ in timers:  # no on_timer: timers just expire
+                pass
+            return
+        ctx = self._context
+        emitter = _Emitter(with_ts=True)
+        for timestamp, key, _ in timers:
+            self.backend.set_current_key(key)
+            ctx._current_key = key
+            ctx._timestamp = timestamp
+            ctx._time_domain = domain
+            emitter.add(self._on_timer(timestamp, ctx), timestamp)
+        ctx._time_domain = None
+        emitter.emit(self)
+
+
+class KeyedProcessOperator(TimerFiring, UserFunctionOperator):
     keyed = True
 
     def __init__(self, name, function, call, key_selector, output_schema=None):
@@ -53,25 +75,9 @@ class KeyedProcessOperator(UserFunctionOperator):
             emitter.add(fn(row, ctx), ctx._timestamp)
         emitter.emit(self)
 
-    def _fire(self, timers, domain: str) -> None:
-        if self._on_timer is None:
-            for _ in timers:  # no on_timer: timers just expire
-                pass
-            return
-        ctx = self._context
-        emitter = _Emitter(with_ts=True)
-        for timestamp, key, _ in timers:
-            self.backend.set_current_key(key)
-            ctx._current_key = key
-            ctx._timestamp = timestamp
-            ctx._time_domain = domain
-            emitter.add(self._on_timer(timestamp, ctx), timestamp)
-        ctx._time_domain = None
-        emitter.emit(self)
-
     def process_watermark(self, watermark) -> None:
-        self._fire(self.timers.advance_watermark(watermark.timestamp), EVENT_TIME)
+        self._fire_timers(self.timers.advance_watermark(watermark.timestamp), EVENT_TIME)
         self.output.emit_watermark(watermark)
 
     def on_processing_time(self, now_ms: float) -> None:
-        self._fire(self.timers.advance_processing_time(int(self.ctx.processing_time())), PROCESSING_TIME)
+        self._fire_timers(self.timers.advance_processing_time(int(self.ctx.processing_time())), PROCESSING_TIME)

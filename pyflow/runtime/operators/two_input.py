@@ -13,10 +13,11 @@ from typing import Any, Callable
 from pyflow.errors import ProgramError
 from pyflow.runtime import records
 from pyflow.runtime.operators.functions import ProcessContext, UserFunctionOperator, _Emitter
+from pyflow.runtime.operators.keyed_process import TimerFiring
 from pyflow.runtime.timer_service import EVENT_TIME, PROCESSING_TIME, InternalTimerService
 
 
-class CoOperator(UserFunctionOperator):
+class CoOperator(TimerFiring, UserFunctionOperator):
     """``call1(value, ctx)`` / ``call2(value, ctx)`` return iterables of results (adapters turn
     map1/map2 and flat_map1/flat_map2 into that shape); key selectors make it keyed."""
 
@@ -49,14 +50,16 @@ class CoOperator(UserFunctionOperator):
     def _process(self, batch, call: Callable, input_index: int) -> None:
         ctx = self._context
         rows = records.batch_to_rows(batch)
-        keys = self.key_selectors[input_index].keys(batch, rows) if self.keyed else None
+        # a keyed input sets the current key; a broadcast input (no selector) has none
+        selector = self.key_selectors[input_index] if self.keyed else None
+        keys = selector.keys(batch, rows) if selector is not None else None
         ts_array = records.timestamps(batch)
         ts = ts_array.to_pylist() if ts_array is not None else None
         emitter = _Emitter(ts is not None)
         for i, row in enumerate(rows):
             if keys is not None:
                 self.backend.set_current_key(keys[i])
-                ctx._current_key = keys[i]
+            ctx._current_key = keys[i] if keys is not None else None
             ctx._timestamp = ts[i] if ts is not None else None
             emitter.add(call(row, ctx), ctx._timestamp)
         emitter.emit(self)
@@ -67,30 +70,14 @@ class CoOperator(UserFunctionOperator):
     def process_batch2(self, batch) -> None:
         self._process(batch, self.call2, 1)
 
-    def _fire(self, timers, domain: str) -> None:
-        if self._on_timer is None:
-            for _ in timers:
-                pass
-            return
-        ctx = self._context
-        emitter = _Emitter(with_ts=True)
-        for timestamp, key, _ in timers:
-            self.backend.set_current_key(key)
-            ctx._current_key = key
-            ctx._timestamp = timestamp
-            ctx._time_domain = domain
-            emitter.add(self._on_timer(timestamp, ctx), timestamp)
-        ctx._time_domain = None
-        emitter.emit(self)
-
     def process_watermark(self, watermark) -> None:
         if self.timers is not None:
-            self._fire(self.timers.advance_watermark(watermark.timestamp), EVENT_TIME)
+            self._fire_timers(self.timers.advance_watermark(watermark.timestamp), EVENT_TIME)
         self.output.emit_watermark(watermark)
 
     def on_processing_time(self, now_ms: float) -> None:
         if self.timers is not None:
-            self._fire(self.timers.advance_processing_time(int(self.ctx.processing_time())), PROCESSING_TIME)
+            self._fire_timers(self.timers.advance_processing_time(int(self.ctx.processing_time())), PROCESSING_TIME)
 
 
 class BroadcastState(dict):
@@ -167,21 +154,6 @@ class BroadcastOperator(CoOperator):
     def _broadcast_element(self, value, ctx):
         ctx.get_broadcast_state = lambda d: self._state(d, writable=True)
         return self.function.process_broadcast_element(value, ctx)
-
-    def _process(self, batch, call, input_index: int) -> None:
-        if input_index == 1 and self.keyed:
-            # the broadcast side has no key: no keyed state, no timers there
-            ctx = self._context
-            ts_array = records.timestamps(batch)
-            ts = ts_array.to_pylist() if ts_array is not None else None
-            emitter = _Emitter(ts is not None)
-            for i, row in enumerate(records.batch_to_rows(batch)):
-                ctx._current_key = None
-                ctx._timestamp = ts[i] if ts is not None else None
-                emitter.add(call(row, ctx), ctx._timestamp)
-            emitter.emit(self)
-            return
-        super()._process(batch, call, input_index)
 
 
 def adapt(function: Any, kind: str) -> tuple[Callable, Callable]:
