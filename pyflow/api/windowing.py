@@ -211,12 +211,8 @@ class _Tumbling(WindowAssigner):
         return assign_tumbling(timestamps, self.size, self.offset)
 
 
-class TumblingEventTimeWindows(_Tumbling):
-    """Fixed-size, non-overlapping event-time windows.
-
-    >>> TumblingEventTimeWindows.of(10).assign_windows(None, -1, None)
-    [TimeWindow(start=-10, end=0)]
-    """
+class _EventTime:
+    """Windows of the records' event timestamps, fired by the watermark."""
 
     def assign_windows(self, element, timestamp, ctx):
         return self._windows(_timestamp(timestamp, self))
@@ -228,8 +224,8 @@ class TumblingEventTimeWindows(_Tumbling):
         return True
 
 
-class TumblingProcessingTimeWindows(_Tumbling):
-    """Fixed-size, non-overlapping windows of the operator's processing time."""
+class _ProcessingTime:
+    """Windows of the operator's processing time, fired by the wall clock."""
 
     def assign_windows(self, element, timestamp, ctx):
         return self._windows(ctx.get_current_processing_time())
@@ -239,6 +235,20 @@ class TumblingProcessingTimeWindows(_Tumbling):
 
     def is_event_time(self) -> bool:
         return False
+
+
+class TumblingEventTimeWindows(_EventTime, _Tumbling):
+    """Fixed-size, non-overlapping event-time windows.
+
+    >>> TumblingEventTimeWindows.of(10).assign_windows(None, -1, None)
+    [TimeWindow(start=-10, end=0)]
+    """
+
+
+
+class TumblingProcessingTimeWindows(_ProcessingTime, _Tumbling):
+    """Fixed-size, non-overlapping windows of the operator's processing time."""
+
 
 
 class _Sliding(WindowAssigner):
@@ -270,34 +280,18 @@ class _Sliding(WindowAssigner):
         return assign_sliding(timestamps, self.size, self.slide, self.offset)
 
 
-class SlidingEventTimeWindows(_Sliding):
+class SlidingEventTimeWindows(_EventTime, _Sliding):
     """Fixed-size event-time windows that start every ``slide`` and so may overlap.
 
     >>> SlidingEventTimeWindows.of(10, 5).assign_windows(None, 5, None)
     [TimeWindow(start=5, end=15), TimeWindow(start=0, end=10)]
     """
 
-    def assign_windows(self, element, timestamp, ctx):
-        return self._windows(_timestamp(timestamp, self))
-
-    def default_trigger(self) -> Trigger:
-        return EventTimeTrigger()
-
-    def is_event_time(self) -> bool:
-        return True
 
 
-class SlidingProcessingTimeWindows(_Sliding):
+class SlidingProcessingTimeWindows(_ProcessingTime, _Sliding):
     """Sliding windows of the operator's processing time."""
 
-    def assign_windows(self, element, timestamp, ctx):
-        return self._windows(ctx.get_current_processing_time())
-
-    def default_trigger(self) -> Trigger:
-        return ProcessingTimeTrigger()
-
-    def is_event_time(self) -> bool:
-        return False
 
 
 class SessionWindowTimeGapExtractor(Function):

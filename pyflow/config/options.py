@@ -529,7 +529,7 @@ REST_PORT = ConfigOption(
     "rest.port", int, 8081,
     "Port clients connect to for the REST endpoint; the server binds it too unless "
     "rest.bind-port says otherwise. 0 picks any free port. An embedded cluster (whose "
-    "jobmanager.rpc.port is 0) uses 0 unless rest.port or rest.bind-port is set.",
+    "jobmanager.rpc.port is 0) always picks any free port, like it does for RPC.",
     min_value=0, max_value=65535, section="REST")
 
 REST_BIND_ADDRESS = ConfigOption(
