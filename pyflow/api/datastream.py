@@ -412,9 +412,9 @@ class WindowedStream:
     def allowed_lateness(self, lateness) -> WindowedStream:
         """How long after the watermark passed a window late records still update it
         (milliseconds or timedelta); each late record fires the window again."""
-        from pyflow.api.durations import to_millis
+        from pyflow.api.durations import non_negative_millis
 
-        self._allowed_lateness_ms = to_millis(lateness, "allowed_lateness", allow_zero=True)
+        self._allowed_lateness_ms = non_negative_millis(lateness, "allowed_lateness", allow_zero=True)
         return self
 
     def side_output_late_data(self, output_tag) -> WindowedStream:

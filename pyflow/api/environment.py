@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from pyflow.api.connectors import FileSource
 from pyflow.api.datastream import DataStream
+from pyflow.api.durations import non_negative_millis
 from pyflow.api.job_client import JobClient, JobExecutionResult
 from pyflow.config import Configuration, options
 from pyflow.errors import NotYetSupportedError, ProgramError
@@ -57,14 +58,6 @@ def set_context_configuration(conf: Configuration | None, *, plan_only: bool = F
     global _context_configuration, _context_plan_only
     _context_configuration = conf
     _context_plan_only = plan_only
-
-
-def _duration_ms(value: int | float | datetime.timedelta, what: str) -> float:
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds() * 1000
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    raise ProgramError(f"{what} takes milliseconds or a datetime.timedelta, got {value!r}")
 
 
 class StreamExecutionEnvironment:
@@ -112,9 +105,7 @@ class StreamExecutionEnvironment:
 
     def set_buffer_timeout(self, timeout: int | datetime.timedelta) -> StreamExecutionEnvironment:
         """Longest time a partly filled batch waits before it is sent (milliseconds or timedelta)."""
-        ms = _duration_ms(timeout, "set_buffer_timeout")
-        if ms < 0:
-            raise ProgramError(f"The buffer timeout must be >= 0 ms, got {ms}")
+        ms = non_negative_millis(timeout, "set_buffer_timeout(timeout)", allow_zero=True)
         self._config.set(options.BUFFER_TIMEOUT, datetime.timedelta(milliseconds=ms))
         return self
 

@@ -13,7 +13,7 @@ import dataclasses
 import datetime
 from typing import Any, Callable
 
-from pyflow.api.durations import to_millis
+from pyflow.api.durations import non_negative_millis
 from pyflow.errors import ProgramError
 
 
@@ -35,7 +35,7 @@ class WatermarkStrategy:
     @staticmethod
     def for_bounded_out_of_orderness(max_out_of_orderness: int | datetime.timedelta) -> WatermarkStrategy:
         """Watermark = largest timestamp seen - max_out_of_orderness - 1 ms."""
-        return WatermarkStrategy(to_millis(max_out_of_orderness, "max_out_of_orderness", allow_zero=True))
+        return WatermarkStrategy(non_negative_millis(max_out_of_orderness, "max_out_of_orderness", allow_zero=True))
 
     @staticmethod
     def for_monotonous_timestamps() -> WatermarkStrategy:
@@ -62,7 +62,7 @@ class WatermarkStrategy:
 
     def with_idleness(self, idle_timeout: int | datetime.timedelta) -> WatermarkStrategy:
         """A subtask without records for ``idle_timeout`` stops holding back the watermark."""
-        return dataclasses.replace(self, idleness_ms=to_millis(idle_timeout, "idle_timeout"))
+        return dataclasses.replace(self, idleness_ms=non_negative_millis(idle_timeout, "idle_timeout"))
 
     def create_operator(self, name: str):
         from pyflow.runtime.operators.timestamps import TimestampsAndWatermarksOperator

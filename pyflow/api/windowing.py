@@ -42,6 +42,7 @@ from typing import Any, Callable
 import numpy as np
 
 from pyflow.api.functions import Function, resolve
+from pyflow.api.durations import to_millis
 from pyflow.errors import ProgramError
 from pyflow.runtime.operators.windows import (
     MAX_WATERMARK, MIN_WATERMARK, GlobalWindow, OnMergeContext, ReducingState,
@@ -85,28 +86,6 @@ __all__ = [
 
 
 # -- durations ----------------------------------------------------------------------------------
-
-
-def to_millis(value: timedelta | int, what: str) -> int:
-    """``value`` (a ``timedelta`` or integer milliseconds) as integer milliseconds.
-
-    ``what`` names the value in the user's call for the error message, e.g.
-    ``"TumblingEventTimeWindows.of(size='5s')"``. Bools, floats, strings and timedeltas with a
-    fraction of a millisecond are refused.
-
-    >>> to_millis(timedelta(seconds=1, milliseconds=5), "size"), to_millis(1005, "size")
-    (1005, 1005)
-    """
-    if isinstance(value, timedelta):
-        micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
-        if micros % 1000:
-            raise ProgramError(f"{what}: {value!r} is not a whole number of milliseconds")
-        return micros // 1000
-    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
-        return int(value)
-    raise ProgramError(
-        f"{what}: expected a datetime.timedelta or integer milliseconds, got "
-        f"{type(value).__name__} {value!r}")
 
 
 def _call(method: str, **args: Any) -> str:
