@@ -205,7 +205,6 @@ def shared_local_cluster(conf: Configuration) -> LocalCluster:
         return cluster
 
 
-@atexit.register
 def _close_shared() -> None:
     with _shared_lock:
         clusters = list(_shared.values())
@@ -215,3 +214,12 @@ def _close_shared() -> None:
             c.close()
         except Exception:  # noqa: BLE001 - at exit, nothing is left to tell
             pass
+
+
+# Close embedded clusters before the interpreter refuses new thread-pool work: concurrent.futures
+# stops accepting submissions in threading's exit hooks, which run before atexit handlers and
+# newest first - so ours, registered later, runs before that (gRPC's server pool keeps working).
+try:
+    threading._register_atexit(_close_shared)  # type: ignore[attr-defined]
+except (AttributeError, RuntimeError):
+    atexit.register(_close_shared)

@@ -17,10 +17,13 @@ All public methods are thread-safe.
 
 from __future__ import annotations
 
+import dataclasses
+
 import enum
 import logging
 import socket
 import threading
+import time
 from collections import OrderedDict
 from typing import Any, Sequence
 
@@ -178,8 +181,7 @@ class NetworkEnvironment:
             self._port = listener.getsockname()[1]
             self._status = Status.RUNNING
             self._spawn(self._accept_loop, f"pyflow-net-accept-{self._port}")
-            if self.settings.buffer_timeout_ms > 0:
-                self._spawn(self._flush_loop, f"pyflow-net-flusher-{self._port}")
+            self._spawn(self._flush_loop, f"pyflow-net-flusher-{self._port}")
         logger.info("Data server listening on %s:%s (advertised %s)", self.bind_host, self._port, self.host)
 
     def close(self) -> None:
@@ -236,14 +238,24 @@ class NetworkEnvironment:
     # ---------------------------------------------------------------- partitions and gates
 
     def create_result_partition(self, partition_id: str, num_subpartitions: int,
-                                partitioner: Partitioner, *, blocking: bool = False) -> ResultPartition:
+                                partitioner: Partitioner, *, blocking: bool = False,
+                                buffer_timeout_ms: float | None = None,
+                                batch_size: int | None = None) -> ResultPartition:
         """Register the partition a producer task writes to (one subpartition per consumer).
 
         ``blocking=False`` (PIPELINED): data streams to consumers while it is produced, under
         backpressure. ``blocking=True`` (BLOCKING, batch): the producer writes everything without
         waiting (spilling beyond the memory budget) and consumers read it after ``finish()``,
         also after the producer's task ended; returns a :class:`BlockingResultPartition`.
+        ``buffer_timeout_ms`` / ``batch_size`` override the environment's for this partition:
+        they are the producing job's ``execution.buffer-timeout`` / ``execution.batch-size``.
         """
+        settings = self.settings
+        if buffer_timeout_ms is not None or batch_size is not None:
+            settings = dataclasses.replace(
+                settings,
+                buffer_timeout_ms=settings.buffer_timeout_ms if buffer_timeout_ms is None else float(buffer_timeout_ms),
+                batch_size=settings.batch_size if batch_size is None else int(batch_size))
         if num_subpartitions < 1:
             raise ValueError(f"A result partition needs at least one subpartition, got {num_subpartitions}")
         handovers: list[tuple[Subpartition, Subpartition]] = []
@@ -257,14 +269,16 @@ class NetworkEnvironment:
             subpartitions: list[Subpartition] = []
             for index in range(num_subpartitions):
                 subpartition = self._waiting.pop((partition_id, index), None)
+                if subpartition is not None:
+                    subpartition._settings = settings  # created by an early consumer, with defaults
                 if blocking:
-                    stored = BlockingSubpartition(partition_id, index, self.settings, self._spill_budget,
+                    stored = BlockingSubpartition(partition_id, index, settings, self._spill_budget,
                                                   self._spill_dir)
                     if subpartition is not None:  # a consumer connected first: take its connection
                         handovers.append((subpartition, stored))
                     subpartitions.append(stored)
                     continue
-                subpartitions.append(subpartition or Subpartition(partition_id, index, self.settings))
+                subpartitions.append(subpartition or Subpartition(partition_id, index, settings))
             orphans = [key for key in self._waiting if key[0] == partition_id]
             for key in orphans:
                 self._waiting.pop(key).fail(
@@ -273,7 +287,7 @@ class NetworkEnvironment:
                     f"subpartition {key[1]} does not exist",
                 )
             partition_type = BlockingResultPartition if blocking else ResultPartition
-            partition = partition_type(partition_id, subpartitions, partitioner, self.settings, self._on_release)
+            partition = partition_type(partition_id, subpartitions, partitioner, settings, self._on_release)
             self._partitions[partition_id] = partition
         for placeholder, stored in handovers:
             placeholder.hand_over(stored)
@@ -442,15 +456,27 @@ class NetworkEnvironment:
         subpartition.connection_closed(conn, cause)
 
     def _flush_loop(self) -> None:
-        interval = self.settings.buffer_timeout_ms / 1000.0
+        """Flush every partition once its own buffer timeout passed since its last flush; wake
+        as often as the smallest timeout needs (partitions with timeout 0 send on every emit)."""
+        last: dict[str, float] = {}
+        interval = 0.1
         while not self._stop.wait(interval):
             with self._lock:
                 partitions = list(self._partitions.values())
+            now = time.monotonic()
+            timeouts = [p._settings.buffer_timeout_ms for p in partitions if p._settings.buffer_timeout_ms > 0]
+            interval = max(0.001, min(timeouts) / 1000.0) if timeouts else 0.1
             for partition in partitions:
+                timeout_s = partition._settings.buffer_timeout_ms / 1000.0
+                if timeout_s <= 0 or now - last.get(partition.partition_id, 0.0) < timeout_s:
+                    continue
+                last[partition.partition_id] = now
                 try:
                     partition._flush_nonblocking()
                 except Exception:  # never let one partition stop flushing of the others
                     logger.exception("Flushing result partition %s failed", partition.partition_id)
+            for gone in set(last) - {p.partition_id for p in partitions}:
+                del last[gone]
 
     def __repr__(self) -> str:
         return f"NetworkEnvironment({self.host}:{self._port}, {self._status.value})"

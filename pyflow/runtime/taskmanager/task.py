@@ -265,9 +265,11 @@ class Task:
             op = cloudpickle.loads(tdd.serialized_operators[op_info.node_id])
             self.operators[op_info.node_id] = op
         for p in tdd.outputs:
-            kwargs = {"blocking": True} if p.blocking else {}
+            # the job's execution.buffer-timeout and execution.batch-size, not the TaskManager's
             partition = self.network.create_result_partition(
-                p.partition_id, p.num_subpartitions, _runtime_partitioner(p.partitioner, p.max_parallelism), **kwargs)
+                p.partition_id, p.num_subpartitions, _runtime_partitioner(p.partitioner, p.max_parallelism),
+                blocking=p.blocking, buffer_timeout_ms=tdd.settings.get("buffer_timeout_ms"),
+                batch_size=tdd.settings.get("batch_size"))
             self.partitions.append(partition)
         partition_by_edge = {p.edge_id: part for p, part in zip(tdd.outputs, self.partitions)}
         tag_by_edge = {p.edge_id: p.side_tag for p in tdd.outputs}
