@@ -1,8 +1,10 @@
 """JobManager: the process-level owner of the Dispatcher, ResourceManager and JobMasters.
 
 It starts one gRPC server that hosts the ResourceManager service and routes JobMaster calls to
-the JobMaster of each job, and one I/O pool for every outgoing call. ``close()`` cancels running
-jobs, stops every TaskManager the ResourceDriver started, and stops the server.
+the JobMaster of each job, one REST server (``pyflow.rest``; ``rest_address``), and one I/O pool
+for every outgoing call. An embedded JobManager (``jobmanager.rpc.port`` 0) takes any free REST port
+too. ``close()`` stops the REST server, cancels running jobs, stops every TaskManager the
+ResourceDriver started, and stops the RPC server.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from pyflow.config import Configuration, JobManagerConfiguration, options
+from pyflow.rest import RestHandlers, RestServer, RestServerConfiguration
 from pyflow.runtime.jobmanager.dispatcher import Dispatcher
 from pyflow.runtime.jobmanager.resourcemanager.driver import ResourceDriver
 from pyflow.runtime.jobmanager.resourcemanager.resource_manager import ResourceManager
@@ -36,6 +39,9 @@ class JobManager:
         self.dispatcher: Dispatcher | None = None
         self._server = None
         self.address = ""
+        self.rest: RestServer | None = None
+        #: ``host:port`` of the REST endpoint, once started
+        self.rest_address = ""
         self._closed = False
 
     def start(self) -> "JobManager":
@@ -49,13 +55,29 @@ class JobManager:
                                      gateways=self.gateways)
         self.rm.metrics_listener = self.dispatcher.forward_task_metrics
         self.rm.start(self.address)
-        logger.info("JobManager started; RPC at %s", self.address)
+        try:
+            self._start_rest()
+        except Exception:
+            self.close()  # undo the partial start: no TaskManager or server is left behind
+            raise
+        logger.info("JobManager started; RPC at %s, REST at %s", self.address, self.rest_address)
         return self
+
+    def _start_rest(self) -> None:
+        rest_conf = RestServerConfiguration.from_config(self.conf, embedded=self.jm_conf.rpc_port == 0)
+        handlers = RestHandlers(dispatcher=self.dispatcher, resource_manager=self.rm, conf=self.conf,
+                                shutdown=self.close)
+        self.rest = RestServer(handlers.routes(), bind_address=rest_conf.bind_address,
+                               bind_ports=rest_conf.bind_ports, advertised_address=rest_conf.address,
+                               max_content_length=rest_conf.max_content_length).start()
+        self.rest_address = self.rest.address
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self.rest is not None:
+            self.rest.close()
         if self.dispatcher is not None:
             self.dispatcher.close()
         self.rm.close()
