@@ -22,13 +22,14 @@ from pyflow.api import (
 from pyflow.config import Configuration
 from pyflow.errors import (
     ConfigurationError, JobCancellationError, JobExecutionError, NotYetSupportedError, ProgramError,
-    PyflowError, RecordError,
+    PyflowError, RecordError, SerializationError,
 )
 from pyflow.runtime.messages import JobStatus
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SerializationError",
     "AggregateFunction", "ProcessWindowFunction",
     "CoMapFunction", "CoFlatMapFunction", "CoProcessFunction", "KeyedCoProcessFunction", "BroadcastProcessFunction", "KeyedBroadcastProcessFunction",
     "OutputTag",

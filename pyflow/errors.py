@@ -106,9 +106,9 @@ def _is_user_frame(filename: str) -> bool:
     import os
     import sysconfig
 
-    if not os.path.isabs(filename) or not filename.endswith(".py"):
+    if filename.startswith("<") or not filename.endswith(".py"):
         return False  # <string>, compiled extension frames (pyarrow/*.pyx)
-    path = os.path.realpath(filename)
+    path = os.path.realpath(os.path.abspath(filename))
     library_roots = [os.path.realpath(os.path.dirname(__file__))]
     library_roots += [os.path.realpath(sysconfig.get_paths()[k]) for k in ("stdlib", "purelib", "platlib")]
     return not any(path.startswith(root + os.sep) for root in library_roots)

@@ -179,8 +179,14 @@ class StreamExecutionEnvironment:
 
     def _batch_mode(self) -> bool:
         mode = self._config.get(options.RUNTIME_MODE)
+        sources = [t for t in _reachable(self._transformations) if t.kind == "source"]
+        unbounded = [t.name for t in sources if not getattr(t.operator, "bounded", True)]
         if mode == RuntimeExecutionMode.AUTOMATIC:
-            return all(getattr(t.operator, "bounded", True) for t in self._transformations if t.kind == "source")
+            return not unbounded
+        if mode == RuntimeExecutionMode.BATCH and unbounded:
+            raise ProgramError(
+                f"BATCH execution needs bounded sources, but {', '.join(map(repr, unbounded))} "
+                "is unbounded; give it a count, or run in STREAMING (or AUTOMATIC) mode")
         return mode == RuntimeExecutionMode.BATCH
 
     def get_stream_graph(self, job_name: str | None = None) -> StreamGraph:
@@ -243,6 +249,17 @@ class StreamExecutionEnvironment:
         from pyflow.deploy.local import shared_local_cluster
 
         return shared_local_cluster(self._config)
+
+
+def _reachable(transformations: list[Transformation]) -> list[Transformation]:
+    seen: dict[int, Transformation] = {}
+    stack = list(transformations)
+    while stack:
+        t = stack.pop()
+        if t.id not in seen:
+            seen[t.id] = t
+            stack.extend(t.inputs)
+    return list(seen.values())
 
 
 def _user_paths() -> list[str]:

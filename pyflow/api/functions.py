@@ -167,7 +167,7 @@ class KeyedBroadcastProcessFunction(BroadcastProcessFunction):
 
 def resolve(function: Any, method: str, api: str, base: type) -> Callable:
     """The callable to invoke for ``function``: its ``method`` if it is a ``base``, else itself."""
-    if isinstance(function, type):
+    if isinstance(function, type) and issubclass(function, Function):
         raise ProgramError(
             f"{api}() got the class {function.__name__}, not an instance; pass {function.__name__}()")
     if isinstance(function, base):

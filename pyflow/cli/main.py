@@ -44,9 +44,10 @@ def _load_configuration(dynamic: tuple[str, ...], parallelism: int | None, targe
 def _check_job_file(job: str) -> Path:
     path = Path(job)
     if not path.exists():
-        _fail(f"The job file '{job}' does not exist.", "check the path; it is relative to the current folder")
+        _fail(f"The job file '{job}' does not exist.", "check the path; it is relative to the current folder",
+              code=2)
     if not path.is_file():
-        _fail(f"'{job}' is not a file.", "give the path of a Python job file, e.g. examples/wordcount.py")
+        _fail(f"'{job}' is not a file.", "give the path of a Python job file, e.g. examples/wordcount.py", code=2)
     try:
         source = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
@@ -110,6 +111,7 @@ def run(target: str | None, jobmanager: str | None, parallelism: int | None, det
         _fail(f"Target '{effective_target}' is not available in this release.",
               "use --target local (the embedded cluster); session clusters and YARN come in later releases",
               code=2)
+    detached = detached or not conf.get(options.ATTACHED)
     if detached and effective_target == "local":
         _fail("Detached mode (-d) needs a cluster that outlives this command; the embedded local "
               "cluster stops when the command ends.", "run without -d, or submit to a session cluster", code=2)

@@ -443,8 +443,8 @@ MAX_PARALLELISM = ConfigOption(
 
 PIPELINE_NAME = ConfigOption(
     "pipeline.name", str, "",
-    "Name of the job, shown in the Web UI, the REST API and logs. Empty means a name derived "
-    "from the job's program.",
+    "Name of the job, shown in the REST API and logs, when execute() is called without one. "
+    "Empty means 'pyflow job'.",
     section="Pipeline")
 
 RUNTIME_MODE = ConfigOption(
@@ -564,8 +564,9 @@ SLOT_REQUEST_TIMEOUT = ConfigOption(
 
 HEARTBEAT_INTERVAL = ConfigOption(
     "heartbeat.interval", timedelta, "10 s",
-    "Time between two heartbeats from the JobManager to each TaskManager, and between the "
-    "ResourceManager and the JobMasters.",
+    "Time between two heartbeats of a TaskManager to the JobManager's ResourceManager (each "
+    "carries the TaskManager's slot report and task metrics). Both sides watch them: the "
+    "ResourceManager for lost TaskManagers, the TaskManager for a lost JobManager.",
     min_value=1, section="ResourceManager")
 
 HEARTBEAT_TIMEOUT = ConfigOption(
@@ -613,8 +614,8 @@ TM_DATA_PORT = ConfigOption(
 
 TM_RESOURCE_ID = ConfigOption(
     "taskmanager.resource-id", str, "",
-    "Identifier of the TaskManager, shown in logs and the Web UI. Empty means one is "
-    "generated from the host, port and a random suffix.",
+    "Identifier of the TaskManager, shown in logs and the REST API. Empty means one is "
+    "generated: tm-<8 hex digits> for TaskManagers an embedded cluster starts, tm-<pid> otherwise.",
     section="TaskManager")
 
 TM_PROCESS_MEMORY = ConfigOption(

@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from pyflow.config import Configuration, options
+from pyflow.config import Configuration, options, resolve_log_dir
 from pyflow.runtime.jobmanager.jobmanager import JobManager
 
 logger = logging.getLogger(__name__)
@@ -111,7 +111,8 @@ class LocalResourceDriver:
                     continue
                 code = p.returncode
                 how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-                diagnostics = f"TaskManager {rid} (pid {p.pid}) {how}"
+                log = Path(resolve_log_dir(self.conf)) / f"pyflow-taskexecutor-{rid}.log"
+                diagnostics = f"TaskManager {rid} (pid {p.pid}) {how} (its log: {log}; its errors also went to stderr)"
                 logger.warning("%s", diagnostics)
                 self._on_terminated(rid, diagnostics)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import cloudpickle
 
-from pyflow.errors import SerializationError
+from pyflow.errors import ProgramError, SerializationError
 from pyflow.graph.stream_graph import StreamEdge, StreamGraph, StreamNode
 from pyflow.graph.transformations import ChainingStrategy, PartitionerSpec
 
@@ -202,7 +202,7 @@ def build_job_graph(graph: StreamGraph, job_id: str, *, serialize: bool = True) 
             operators=[], is_source=head.kind == "source",
         )
         if vertex.id in vertices:
-            raise SerializationError(f"Two operators have the same uid '{head.uid}'; uids must be unique")
+            raise ProgramError(f"Two operators have the same uid '{head.uid}'; give each operator its own uid")
         vertices[vertex.id] = vertex
         vertex_of_head[head_id] = vertex
 

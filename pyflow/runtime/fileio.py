@@ -868,3 +868,26 @@ def _csv_compatible(batch: pa.RecordBatch) -> pa.RecordBatch:
     if not changed:
         return batch
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def remove_stale_parts(directory: str, format: str, parallelism: int, part_prefix: str = "part") -> list[str]:
+    """Delete ``<part_prefix>-<i>.<ext>`` files with ``i >= parallelism``: parts an earlier run of
+    the same sink wrote with a higher parallelism, which this run would otherwise leave behind
+    next to its own. Returns the removed paths."""
+    removed = []
+    ext = EXTENSIONS[_check_format(format)]
+    pattern = re.compile(rf"{re.escape(part_prefix)}-(\d+)\.{re.escape(ext)}$")
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        match = pattern.match(name)
+        if match and int(match.group(1)) >= parallelism:
+            path = os.path.join(directory, name)
+            try:
+                os.remove(path)
+                removed.append(path)
+            except FileNotFoundError:
+                pass
+    return removed

@@ -265,3 +265,27 @@ def test_a_key_function_that_raises_names_the_operator(env):
     text = str(info.value)
     assert "The key function of 'Keyed Aggregation' raised KeyError: 'user'" in text
     assert "{'name': 'b'}" in text
+
+
+def test_a_task_manager_that_cannot_start_fails_the_job_at_once(tmp_path):
+    broken_python = tmp_path / "python"
+    broken_python.write_text("#!/bin/sh\necho 'no pyflow here' >&2\nexit 3\n")
+    broken_python.chmod(0o755)
+    started = time.monotonic()
+    with test_cluster({"python.executable": str(broken_python), "slot.request.timeout": "60 s"}) as cluster:
+        env = cluster.environment()
+        env.from_collection([1]).print()
+        with pytest.raises(JobExecutionError) as info:
+            env.execute("cannot start")
+    assert time.monotonic() - started < 30  # not the 60 s slot request timeout
+    assert "exited with code 3" in str(info.value) and "before it registered" in str(info.value)
+    assert "pyflow-taskexecutor-" in str(info.value)  # where to look
+
+
+def test_batch_mode_rejects_unbounded_sources(env):
+    from pyflow import ProgramError, RuntimeExecutionMode
+
+    env.set_runtime_mode(RuntimeExecutionMode.BATCH)
+    env.from_generator(lambda i: i).print()
+    with pytest.raises(ProgramError, match="BATCH execution needs bounded sources.*Generator Source"):
+        env.execute()

@@ -325,3 +325,24 @@ def test_side_outputs_from_process_functions_chained_and_across_the_network(env)
 
     keyed = env.from_sequence(1, 10).key_by(lambda v: v % 2).process(Route())
     assert sorted(keyed.get_side_output(rejected).execute_and_collect()) == [6, 7, 8, 9, 10]
+
+
+def test_job_client_details_after_the_job_ended(env):
+    env.from_collection([1, 2, 3]).map(lambda x: x).print()
+    client = env.execute_async("done")
+    client.get_job_execution_result(timeout=30)
+    details = client.details()
+    assert details["state"] == "FINISHED" and all(t["state"] == "FINISHED" for t in details["tasks"].values())
+
+
+def test_types_are_functions_and_a_rerun_with_lower_parallelism_leaves_no_stale_parts(env, tmp_path):
+    assert list(env.from_collection(["1", "22"]).map(int).map(str).map(len).execute_and_collect()) == [1, 2]
+    out = tmp_path / "out"
+    env.set_parallelism(3)
+    env.from_sequence(1, 30).sink_to(FileSink(str(out), format="csv"))
+    env.execute()
+    assert sorted(os.listdir(out)) == ["part-0.csv", "part-1.csv", "part-2.csv"]
+    env.set_parallelism(1)
+    env.from_sequence(1, 30).sink_to(FileSink(str(out), format="csv"))
+    env.execute()
+    assert sorted(os.listdir(out)) == ["part-0.csv"]

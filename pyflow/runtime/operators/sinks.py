@@ -56,6 +56,8 @@ class FileSinkOperator(StreamOperator):
         self._writer: fileio.FileWriter | None = None
 
     def open(self) -> None:
+        if self.ctx.subtask_index == 0:
+            fileio.remove_stale_parts(self.path, self.format, self.ctx.parallelism)
         self._writer = fileio.FileWriter(self.path, self.format, self.ctx.subtask_index, **self.options)
 
     def process_batch(self, batch: pa.RecordBatch) -> None:

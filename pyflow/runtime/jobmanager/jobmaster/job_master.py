@@ -97,6 +97,8 @@ class JobMaster(RpcEndpoint):
         self.failure_cause: str | None = None
         #: failed executions in the order their failures arrived
         self.failures: list[Execution] = []
+        #: why a TaskManager of this job was lost, if one was
+        self.lost_cause: str | None = None
         self.result: JobResult | None = None
         self.result_future: Future = Future()
 
@@ -152,6 +154,8 @@ class JobMaster(RpcEndpoint):
         for e in self.executions.values():
             if e.location is not None and e.location.resource_id == resource_id and not e.state.is_terminal:
                 self._set_state(e, ExecutionState.FAILED)
+        if self.lost_cause is None:
+            self.lost_cause = reason
         self._fail(reason)
         self._check_terminal()
 
@@ -323,9 +327,13 @@ class JobMaster(RpcEndpoint):
         """The failure that caused the others. A task whose input channel broke (NetworkError)
         failed because its producer failed or was cancelled first; when both reports are in, the
         producer's failure is the cause the user must see."""
+        consequences = [e.error for e in self.failures if e.failure_type == "NetworkError"]
         primary = [e for e in self.failures if e.failure_type != "NetworkError"]
-        if primary and self.failure_cause in [e.error for e in self.failures if e.failure_type == "NetworkError"]:
-            return primary[0].error
+        if self.failure_cause in consequences:
+            if primary:
+                return primary[0].error
+            if self.lost_cause is not None:  # a TaskManager died: that broke the channels
+                return self.lost_cause
         return self.failure_cause
 
     def _end(self, status: JobStatus) -> None:
@@ -388,6 +396,8 @@ class JobMaster(RpcEndpoint):
                 "failure": self.failure_cause,
             }
 
+        if self.status.is_globally_terminal:
+            return collect()  # ended: nothing changes any more, and the endpoint may be closed
         return self.call(collect)
 
 

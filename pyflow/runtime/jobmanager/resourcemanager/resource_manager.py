@@ -122,7 +122,17 @@ class ResourceManager(RpcEndpoint):
 
     def on_worker_terminated(self, resource_id: str, diagnostics: str) -> None:
         """The driver saw a TaskManager process (or container) end."""
-        self.run_async(self._remove, resource_id, diagnostics)
+        def terminated() -> None:
+            if resource_id in self.task_managers:
+                self._remove(resource_id, diagnostics)
+            elif resource_id not in self.history:
+                # it never registered: it cannot start (bad python, missing modules, bad config),
+                # and starting it again would fail the same way - fail the waiting jobs now
+                logger.error("TaskManager %s ended before it registered: %s", resource_id, diagnostics)
+                self._execute(self.slot_manager.handle(TaskManagersFailedToStart(
+                    1, f"{diagnostics} before it registered with the JobManager", self.clock())))
+
+        self.run_async(terminated)
 
     # ---- from JobMasters (in-process) ------------------------------------------------------------
 
