@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
 from pyflow.errors import RpcTimeout
@@ -59,6 +59,8 @@ class RpcEndpoint:
         future = self.run_async(fn, *args)
         try:
             return future.result(timeout)
+        except CancelledError:  # the endpoint closed with the call still queued
+            raise RuntimeError(f"{self.endpoint_name} is closed") from None
         except TimeoutError as e:
             raise RpcTimeout(f"{self.endpoint_name} did not answer within {timeout:.0f} s") from e
 

@@ -43,16 +43,20 @@ def main(argv: list[str] | None = None) -> int:
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     logger = logging.getLogger("pyflow.runtime.taskmanager")
     te = TaskExecutor(conf, args.jobmanager, log_file=log_file)
-    signal.signal(signal.SIGTERM, lambda *_: te.shutdown("SIGTERM"))
-    signal.signal(signal.SIGINT, lambda *_: te.shutdown("SIGINT"))
+    # a signal handler only records the request: shutting down logs, and a signal may arrive in
+    # the middle of another logging call (which would be a reentrant logging error)
+    requested: list[str] = []
+    signal.signal(signal.SIGTERM, lambda *_: requested.append("SIGTERM"))
+    signal.signal(signal.SIGINT, lambda *_: requested.append("SIGINT"))
     try:
         te.start()
     except PyflowError as e:
         logger.error("TaskManager %s failed to start: %s", resource_id, e)
         te.close()
         return 1
-    while not te.terminated.wait(1.0):
-        pass
+    while not te.terminated.wait(0.1):
+        if requested:
+            te.shutdown(requested[0])
     te.close()
     return te.exit_code
 
