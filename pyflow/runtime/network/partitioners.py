@@ -200,6 +200,8 @@ class KeyGroupStreamPartitioner(Partitioner):
     def select(self, batch: pa.RecordBatch, num_channels: int) -> Pieces:
         if batch.num_rows == 0:
             return []
+        if num_channels == 1:
+            return [(0, batch)]  # one consumer: every key goes there, no need to hash
         return split_by_channel(batch, self.channels(batch, num_channels), num_channels)
 
     def __repr__(self) -> str:
