@@ -33,7 +33,7 @@ from pyflow.runtime.network.spill import SpillFile
 from pyflow.state.key_groups import hash_columns
 
 MAX_PARALLELISM = 128
-WAIT_S = 30.0
+from network_helpers import WAIT_S, Worker
 MIB = 1 << 20
 
 
@@ -62,29 +62,6 @@ def make_batch(start: int, num_rows: int) -> pa.RecordBatch:
          pa.FixedSizeBinaryArray.from_buffers(pa.binary(96), num_rows, [None, pa.py_buffer(pad)])],
         schema=SCHEMA,
     )
-
-
-class Worker(threading.Thread):
-    """Runs ``fn`` in a daemon thread and keeps its result or exception."""
-
-    def __init__(self, fn, *args):
-        super().__init__(daemon=True)
-        self.fn, self.args = fn, args
-        self.result = None
-        self.error: BaseException | None = None
-
-    def run(self):
-        try:
-            self.result = self.fn(*self.args)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            self.error = exc
-
-    def outcome(self, timeout: float = WAIT_S):
-        self.join(timeout)
-        assert not self.is_alive(), f"{self.fn.__name__} did not finish within {timeout}s"
-        if self.error is not None:
-            raise self.error
-        return self.result
 
 
 @pytest.fixture
