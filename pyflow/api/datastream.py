@@ -270,8 +270,24 @@ class KeyedStream(DataStream):
         return self._keyed("Keyed Reduce", KeyedReduceOperator("Keyed Reduce", func, call, self._selector))
 
     def _aggregate(self, kind: str, fields: list[str | int]) -> DataStream:
-        return self._keyed("Keyed Aggregation",
-                           KeyedAggregationOperator("Keyed Aggregation", kind, fields, self._selector))
+        name = "Keyed Aggregation"
+        upstream = self._transformation.inputs[0] if self._transformation.kind == "partition" else None
+        if (kind in ("sum", "min", "max", "count") and self._selector.fields is not None
+                and upstream is not None and not upstream.is_virtual):
+            # BATCH aggregates locally before the exchange (the operator passes records through
+            # in STREAMING); it chains to its input, so it runs with the input's parallelism
+            from pyflow.runtime.operators.keyed import LocalAggregationOperator
+
+            local_name = "Keyed Aggregation (local)"
+            local = Transformation(kind="operator", name=local_name, inputs=[upstream],
+                                   operator=LocalAggregationOperator(local_name, kind, fields, self._selector),
+                                   parallelism=1 if upstream.non_parallel else upstream.parallelism)
+            self._env._add(local)
+            partition = Transformation(kind="partition", name="key_by", inputs=[local],
+                                       partitioner=self._transformation.partitioner)
+            keyed = KeyedStream(DataStream(self._env, partition), self._selector, partition=False)
+            return keyed._keyed(name, KeyedAggregationOperator(name, kind, fields, self._selector, combined=True))
+        return self._keyed(name, KeyedAggregationOperator(name, kind, fields, self._selector))
 
     def sum(self, field: str | int | Sequence[str | int]) -> DataStream:
         """Rolling sum of a field (or several) per key; other fields keep the key's first record."""

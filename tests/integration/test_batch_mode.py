@@ -72,7 +72,9 @@ def test_batch_output_larger_than_memory_spills_and_completes(tmp_path):
         rows = 200_000
         payload = lambda b: pa.record_batch({"k": pa.compute.bit_wise_and(b.column(0), 63),  # noqa: E731
                                              "pad": pa.array([b"x" * 100] * b.num_rows)})
-        counts = env.from_sequence(1, rows).map_batches(payload).key_by("k").count()
+        # map_batches after key_by: the exchange carries every record (nothing to combine)
+        counts = (env.from_sequence(1, rows).map_batches(payload).key_by("k")
+                  .map_batches(lambda b: pa.record_batch({"k": b["k"]})).key_by("k").count())
         out = {r["k"]: r["count"] for r in counts.execute_and_collect()}
         (result,) = cluster.dispatcher.results.values()
     assert sum(out.values()) == rows and len(out) == 64
@@ -90,3 +92,31 @@ def test_automatic_picks_batch_only_when_every_source_is_bounded():
     env = StreamExecutionEnvironment.get_execution_environment({"execution.runtime-mode": "AUTOMATIC"})
     env.from_sequence(1, 10).union(env.from_generator(lambda i: i)).print()
     assert env.get_job_graph(serialize=False).settings["batch_mode"] is False
+
+
+def test_batch_keyed_aggregations_exchange_partials_not_every_record():
+    with test_cluster({"taskmanager.numberOfTaskSlots": 2}) as cluster:
+        results = {}
+        for mode in (RuntimeExecutionMode.BATCH, RuntimeExecutionMode.STREAMING):
+            env = cluster.environment()
+            env.set_parallelism(2)
+            env.set_runtime_mode(mode)
+            def records(_=None):
+                return env.from_sequence(0, 9_999).map(lambda i: (f"k{i % 10}", i))
+
+            counts = records().key_by(0).count()
+            sums = records().key_by(0).sum(1)
+            rows = list(counts.union(sums.map(lambda t: {"f0": t[0], "sum": t[1]})).execute_and_collect())
+            (result,) = [r for j, r in cluster.dispatcher.results.items() if j not in results]
+            results[result.job_id] = result
+            final = {}
+            for r in rows:  # STREAMING emits every update: keep the largest
+                key = (r["f0"], "count" in r)
+                final[key] = max(final.get(key, 0), r.get("count", r.get("sum", 0)))
+            assert final == {**{(f"k{k}", True): 1000 for k in range(10)},
+                             **{(f"k{k}", False): sum(range(k, 10_000, 10)) for k in range(10)}}
+            keyed_in = sum(v["numRecordsIn"] for v in result.vertex_metrics.values() if v["name"].startswith("Keyed"))
+            if mode == RuntimeExecutionMode.BATCH:
+                assert keyed_in <= 2 * 2 * 10  # two aggregations, two subtasks, ten keys: partials only
+            else:
+                assert keyed_in == 2 * 10_000

@@ -32,7 +32,9 @@ def test_forward_edges_of_equal_parallelism_chain(env):
 
 def test_key_by_breaks_the_chain(env):
     env.from_sequence(1, 10).map(lambda x: (x, 1)).key_by(0).sum(1).print()
-    assert chains(env) == [["Source: Sequence Source", "Map"], ["Keyed Aggregation", "Print to Std. Out"]]
+    # the local half of the aggregation (BATCH combines before the exchange) chains to the map
+    assert chains(env) == [["Source: Sequence Source", "Map", "Keyed Aggregation (local)"],
+                           ["Keyed Aggregation", "Print to Std. Out"]]
 
 
 @pytest.mark.parametrize("partition", ["rebalance", "rescale", "broadcast", "shuffle", "global_"])
@@ -82,7 +84,8 @@ def test_flinks_classic_example_chains(env):
     # source -> map -> key_by/aggregate -> sink with a different parallelism
     (env.from_sequence(1, 100).map(lambda x: (x % 7, x)).key_by(0).sum(1)
         .print().set_parallelism(1))
-    assert chains(env) == [["Source: Sequence Source", "Map"], ["Keyed Aggregation"], ["Print to Std. Out"]]
+    assert chains(env) == [["Source: Sequence Source", "Map", "Keyed Aggregation (local)"], ["Keyed Aggregation"],
+                           ["Print to Std. Out"]]
 
 
 def test_fan_out_keeps_both_branches_in_the_chain(env):
@@ -211,10 +214,12 @@ def test_execution_plan_is_json_with_stream_and_job_graph(env):
     env.from_sequence(1, 10).map(lambda x: (x, 1)).name("pairs").key_by(0).sum(1).uid("sums").print()
     plan = json.loads(env.get_execution_plan())
     types = [n["type"] for n in plan["streamGraph"]["nodes"]]
-    assert types == ["Source: Sequence Source", "pairs", "Keyed Aggregation", "Print to Std. Out"]
-    agg = plan["streamGraph"]["nodes"][2]
-    assert agg["predecessors"] == [{"id": plan["streamGraph"]["nodes"][1]["id"], "ship_strategy": "HASH",
+    assert types == ["Source: Sequence Source", "pairs", "Keyed Aggregation (local)", "Keyed Aggregation",
+                     "Print to Std. Out"]
+    agg = plan["streamGraph"]["nodes"][3]
+    assert agg["predecessors"] == [{"id": plan["streamGraph"]["nodes"][2]["id"], "ship_strategy": "HASH",
                                     "side": "second"}]
     chains_ = [n["operators"] for n in plan["jobGraph"]["nodes"]]
-    assert chains_ == [["Source: Sequence Source", "pairs"], ["Keyed Aggregation", "Print to Std. Out"]]
+    assert chains_ == [["Source: Sequence Source", "pairs", "Keyed Aggregation (local)"],
+                       ["Keyed Aggregation", "Print to Std. Out"]]
     assert plan["jobGraph"]["requiredSlots"] == 2

@@ -52,21 +52,29 @@ class KeyedReduceOperator(UserFunctionOperator):
 
 
 class KeyedAggregationOperator(StreamOperator):
-    """sum / min / max / min_by / max_by / count on a keyed stream, computed on whole batches."""
+    """sum / min / max / min_by / max_by / count on a keyed stream, computed on whole batches.
+
+    ``combined``: in BATCH mode its input are partial aggregates from a LocalAggregationOperator
+    (counts arrive as a ``count`` column to be summed)."""
 
     keyed = True
 
-    def __init__(self, name: str, kind: str, fields: list[str], key_selector: KeySelector):
+    def __init__(self, name: str, kind: str, fields: list[str], key_selector: KeySelector, combined: bool = False):
         self.name = name
         self.kind = kind
         self.fields = fields
         self.key_selector = key_selector
+        self.combined = combined
 
     def open(self) -> None:
         self._aggregation: KeyedAggregation | None = None
 
     def _aggregation_for(self, schema: pa.Schema, key_fields: list[str]) -> KeyedAggregation:
         if self._aggregation is None:
+            if self.combined and self.ctx.batch_mode and self.kind == "count":
+                # partial counts from the local aggregation: their sum is the count
+                self._aggregation = KeyedAggregation("sum", ["count"], key_fields, rolling=False)
+                return self._aggregation
             # tuple positions (sum(1)) name the columns f0, f1, ... of the stream's schema
             fields = [schema.field(records.field_index(schema, f)).name for f in self.fields]
             self._aggregation = KeyedAggregation(self.kind, fields, key_fields, rolling=not self.ctx.batch_mode)
@@ -97,3 +105,26 @@ class KeyedAggregationOperator(StreamOperator):
 
     def describe(self) -> dict[str, Any]:
         return {"aggregation": self.kind, "fields": self.fields, "key": self.key_selector.describe()}
+
+
+class LocalAggregationOperator(KeyedAggregationOperator):
+    """The local half of a BATCH keyed aggregation (Flink's local-global aggregation): chained in
+    front of the hash exchange, it aggregates what its subtask sees and sends one partial row per
+    key at the end of its input, so the exchange carries partials instead of every record. In
+    STREAMING mode it passes batches on untouched (the rolling aggregation needs every record)."""
+
+    keyed = False
+
+    def process_batch(self, batch: pa.RecordBatch) -> None:
+        if not self.ctx.batch_mode:
+            self.output.collect(batch)
+            return
+        batch = records.without_timestamps(batch)[0]
+        keyed, key_fields = self.key_selector.with_key_column(batch)
+        self._aggregation_for(batch.schema, key_fields).add(keyed)
+
+    def end_input(self) -> None:
+        if self.ctx.batch_mode and self._aggregation is not None:
+            out = self._aggregation.finish()
+            if out is not None and out.num_rows:
+                self.output.collect(out)
