@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
+from typing import Any, Iterator
+
+from pyflow.runtime.network import InputGate, NetworkEnvironment
 
 WAIT_S = 30.0
 
@@ -28,3 +32,31 @@ class Worker(threading.Thread):
         if self.error is not None:
             raise self.error
         return self.result
+
+
+def environments(**defaults: Any) -> Iterator:
+    """For a fixture: yields a factory of started NetworkEnvironments (``defaults`` apply unless
+    overridden), and closes every one it made afterwards."""
+    envs: list[NetworkEnvironment] = []
+
+    def factory(**kwargs: Any) -> NetworkEnvironment:
+        env = NetworkEnvironment(**{**defaults, **kwargs})
+        env.start()
+        envs.append(env)
+        return env
+
+    yield factory
+    for env in envs:
+        env.close()
+
+
+def drain(gate: InputGate, timeout: float = WAIT_S) -> list:
+    """Everything a gate delivers until it is finished."""
+    items = []
+    deadline = time.monotonic() + timeout
+    while True:
+        item = gate.next(timeout=max(0.0, deadline - time.monotonic()))
+        if item is None:
+            return items
+        assert item is not InputGate.TIMEOUT, f"gate not finished within {timeout}s"
+        items.append(item)

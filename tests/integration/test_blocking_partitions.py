@@ -33,7 +33,7 @@ from pyflow.runtime.network.spill import SpillFile
 from pyflow.state.key_groups import hash_columns
 
 MAX_PARALLELISM = 128
-from network_helpers import WAIT_S, Worker
+from network_helpers import WAIT_S, Worker, drain, environments
 MIB = 1 << 20
 
 
@@ -67,30 +67,7 @@ def make_batch(start: int, num_rows: int) -> pa.RecordBatch:
 @pytest.fixture
 def make_env(tmp_path):
     """Started environments, closed after the test; spill_dir defaults to the test's tmp_path."""
-    envs: list[NetworkEnvironment] = []
-
-    def factory(**kwargs) -> NetworkEnvironment:
-        kwargs.setdefault("spill_dir", str(tmp_path / "spill"))
-        env = NetworkEnvironment(**kwargs)
-        env.start()
-        envs.append(env)
-        return env
-
-    yield factory
-    for env in envs:
-        env.close()
-
-
-def drain(gate: InputGate, timeout: float = WAIT_S) -> list:
-    """Everything a gate delivers until it is finished."""
-    items = []
-    deadline = time.monotonic() + timeout
-    while True:
-        item = gate.next(timeout=max(0.0, deadline - time.monotonic()))
-        if item is None:
-            return items
-        assert item is not InputGate.TIMEOUT, f"gate not finished within {timeout}s"
-        items.append(item)
+    yield from environments(spill_dir=str(tmp_path / "spill"))
 
 
 def spill_files(env: NetworkEnvironment) -> list[str]:

@@ -35,7 +35,7 @@ from pyflow.runtime.network import (
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAX_PARALLELISM = 128
-from network_helpers import WAIT_S, Worker
+from network_helpers import WAIT_S, Worker, drain, environments
 
 
 @dataclass(frozen=True)
@@ -63,29 +63,7 @@ def make_batch(start: int, num_rows: int) -> pa.RecordBatch:
 
 @pytest.fixture
 def make_env():
-    envs: list[NetworkEnvironment] = []
-
-    def factory(**kwargs) -> NetworkEnvironment:
-        env = NetworkEnvironment(**kwargs)
-        env.start()
-        envs.append(env)
-        return env
-
-    yield factory
-    for env in envs:
-        env.close()
-
-
-def drain(gate: InputGate, timeout: float = WAIT_S) -> list:
-    """Everything a gate delivers until it is finished."""
-    items = []
-    deadline = time.monotonic() + timeout
-    while True:
-        item = gate.next(timeout=max(0.0, deadline - time.monotonic()))
-        if item is None:
-            return items
-        assert item is not InputGate.TIMEOUT, f"gate not finished within {timeout}s"
-        items.append(item)
+    yield from environments()
 
 
 def free_port() -> int:

@@ -126,6 +126,18 @@ class StreamOperator:
         """Extra facts for the execution plan (JSON)."""
         return {}
 
+    def create_keyed_state_backend(self) -> Any:
+        """This subtask's keyed state: a heap backend over its key-group range, published to the
+        runtime context (``get_state``). Keyed operators call it in ``open()``."""
+        from pyflow.state.backend import HeapKeyedStateBackend
+        from pyflow.state.key_groups import key_group_range
+
+        ctx = self.ctx
+        backend = HeapKeyedStateBackend(
+            ctx.max_parallelism, key_group_range(ctx.max_parallelism, ctx.parallelism, ctx.subtask_index))
+        ctx.keyed_state_backend = backend
+        return backend
+
     @property
     def num_late_records_dropped(self) -> int:
         """Flink's numLateRecordsDropped of this operator (kept in its metrics once set up)."""

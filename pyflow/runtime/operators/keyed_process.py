@@ -14,8 +14,6 @@ from __future__ import annotations
 from pyflow.runtime import records
 from pyflow.runtime.operators.functions import ProcessContext, UserFunctionOperator, _Emitter
 from pyflow.runtime.timer_service import EVENT_TIME, PROCESSING_TIME, InternalTimerService
-from pyflow.state.backend import HeapKeyedStateBackend
-from pyflow.state.key_groups import key_group_range
 
 
 class TimerFiring:
@@ -48,12 +46,9 @@ class KeyedProcessOperator(TimerFiring, UserFunctionOperator):
         self.key_selector = key_selector
 
     def open(self) -> None:
-        ctx = self.ctx
-        self.backend = HeapKeyedStateBackend(
-            ctx.max_parallelism, key_group_range(ctx.max_parallelism, ctx.parallelism, ctx.subtask_index))
-        ctx.keyed_state_backend = self.backend
+        self.backend = self.create_keyed_state_backend()
         self.timers = InternalTimerService()
-        self._context = ProcessContext(ctx, self.timers)
+        self._context = ProcessContext(self.ctx, self.timers)
         on_timer = getattr(self.function, "on_timer", None)
         self._on_timer = on_timer if callable(on_timer) else None
         super().open()  # the user's open(runtime_context) may get state now

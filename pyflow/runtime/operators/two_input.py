@@ -34,13 +34,7 @@ class CoOperator(TimerFiring, UserFunctionOperator):
         self.backend = None
         self.timers = None
         if self.keyed:
-            from pyflow.state.backend import HeapKeyedStateBackend
-            from pyflow.state.key_groups import key_group_range
-
-            ctx = self.ctx
-            self.backend = HeapKeyedStateBackend(
-                ctx.max_parallelism, key_group_range(ctx.max_parallelism, ctx.parallelism, ctx.subtask_index))
-            ctx.keyed_state_backend = self.backend
+            self.backend = self.create_keyed_state_backend()
             self.timers = InternalTimerService()
         self._context = ProcessContext(self.ctx, self.timers)
         on_timer = getattr(self.function, "on_timer", None)

@@ -120,7 +120,6 @@ from pyflow.state.descriptors import (
     AggregatingStateDescriptor, ListStateDescriptor, ReducingStateDescriptor, StateDescriptor,
     ValueStateDescriptor,
 )
-from pyflow.state.key_groups import key_group_range
 from pyflow.state.keyed_state import _MISSING, VoidNamespace
 
 __all__ = [
@@ -471,9 +470,7 @@ class WindowOperator(StreamOperator):
 
     def open(self) -> None:
         ctx = self.ctx
-        self._backend = HeapKeyedStateBackend(
-            ctx.max_parallelism, key_group_range(ctx.max_parallelism, ctx.parallelism, ctx.subtask_index))
-        ctx.keyed_state_backend = self._backend
+        self._backend = self.create_keyed_state_backend()
         self._timers = InternalTimerService()
         self._contents = self._backend.get_partitioned_state(self._contents_descriptor, None)
         self._merging_sets = self._backend.get_partitioned_state(ValueStateDescriptor(MERGING_SETS_STATE))
