@@ -65,12 +65,17 @@ class JobManager:
 
     def _start_rest(self) -> None:
         rest_conf = RestServerConfiguration.from_config(self.conf, embedded=self.jm_conf.rpc_port == 0)
-        handlers = RestHandlers(dispatcher=self.dispatcher, resource_manager=self.rm, conf=self.conf,
-                                shutdown=self.close)
-        self.rest = RestServer(handlers.routes(), bind_address=rest_conf.bind_address,
+        self.rest = RestServer(self._rest_routes(), bind_address=rest_conf.bind_address,
                                bind_ports=rest_conf.bind_ports, advertised_address=rest_conf.address,
                                max_content_length=rest_conf.max_content_length).start()
         self.rest_address = self.rest.address
+
+    def _rest_routes(self) -> list:
+        """Every REST route of this JobManager; each handler module contributes its own list."""
+        return [
+            *RestHandlers(dispatcher=self.dispatcher, resource_manager=self.rm, conf=self.conf,
+                          shutdown=self.close).routes(),
+        ]
 
     def close(self) -> None:
         if self._closed:
