@@ -33,6 +33,11 @@ class Request:
     params: dict[str, str] = field(default_factory=dict)
     query: dict[str, list[str]] = field(default_factory=dict)
     body: bytes = b""
+    #: request headers, names in lower case
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
 
     def query_value(self, name: str) -> str | None:
         """The single value of query parameter ``name`` (None when absent; 400 when repeated)."""
@@ -60,6 +65,15 @@ class Request:
 
 
 Handler = Callable[[Request], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    """A handler's answer that is not JSON: a page of the Web UI, a log file, Prometheus text."""
+
+    body: bytes
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +134,8 @@ class Router:
                                    tuple(allowed))
         raise NotFound(f"Not found: {path}. GET /openapi.json lists every path of this REST API.")
 
-    def request(self, method: str, target: str, body: bytes = b"") -> tuple[Route, Request]:
+    def request(self, method: str, target: str, body: bytes = b"",
+                headers: dict[str, str] | None = None) -> tuple[Route, Request]:
         """Parse ``target`` (path and query) and match it; 400 for a malformed query string."""
         path, _, query_string = target.partition("?")
         route, params = self.match(method, path)
@@ -129,4 +144,5 @@ class Router:
                              errors="strict")
         except (ValueError, UnicodeDecodeError) as e:
             raise BadRequest(f"Malformed query string '{query_string}': {e}") from None
-        return route, Request(method, path, params, query, body)
+        return route, Request(method, path, params, query, body,
+                              {k.lower(): v for k, v in (headers or {}).items()})

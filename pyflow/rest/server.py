@@ -1,7 +1,8 @@
 """RestServer: the JobManager's HTTP endpoint (Flink's WebMonitorEndpoint), standard library only.
 
 A ``ThreadingHTTPServer`` on its own thread; each request is parsed, matched against the
-:class:`~pyflow.rest.router.Router`, answered with JSON. Every error is Flink's
+:class:`~pyflow.rest.router.Router`, answered with JSON (or a handler's
+:class:`~pyflow.rest.router.RawResponse`: a page, a log, Prometheus text). Every error is Flink's
 ``{"errors": ["..."]}`` with its status (400 malformed, 404 unknown, 405 wrong method, 413 too
 large, 500 a bug, logged with its traceback); no request can stop the server.
 
@@ -26,7 +27,7 @@ from typing import Any
 
 from pyflow.rest.errors import BadRequest, MethodNotAllowed, PayloadTooLarge, RestError
 from pyflow.rest.openapi import openapi_document
-from pyflow.rest.router import Route, Router
+from pyflow.rest.router import RawResponse, Route, Router
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         rest = self.server.rest
         try:
             body = self._read_body(rest.max_content_length)
-            route, request = rest.router.request(self.command, self.path, body)
+            route, request = rest.router.request(self.command, self.path, body, dict(self.headers.items()))
             status, payload = route.status, route.handler(request)
         except RestError as e:
             if e.status >= 500:
@@ -96,10 +97,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
+        if isinstance(payload, RawResponse):
+            data, content_type = payload.body, payload.content_type
+            headers = {**payload.headers, **(headers or {})}
+        else:
+            data, content_type = json.dumps(payload).encode(), "application/json; charset=utf-8"
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
