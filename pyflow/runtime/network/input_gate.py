@@ -37,6 +37,7 @@ from typing import Any, Callable, Sequence
 import pyarrow as pa
 
 from pyflow.errors import CancelTaskError, NetworkError
+from pyflow.runtime.metrics.views import WaitTimer
 from pyflow.runtime.network import frames
 from pyflow.runtime.network.events import EndOfPartition
 
@@ -256,7 +257,8 @@ class InputGate:
         self._cancelled = False
         self._started = False
         self._on_close = on_close
-        self._idle_s = 0.0
+        #: the task thread's waits for data (its idle time, Flink's idleTimeMsPerSecond)
+        self.idle_timer = WaitTimer()
         self.num_records_in = 0
 
     def start(self) -> None:
@@ -288,8 +290,8 @@ class InputGate:
 
     @property
     def idle_time_ms(self) -> float:
-        """Total time ``next`` waited for data."""
-        return 1000.0 * self._idle_s
+        """Total time ``next`` waited for data, including a wait going on now."""
+        return 1000.0 * self.idle_timer.total_s()
 
     @property
     def is_finished(self) -> bool:
@@ -316,13 +318,13 @@ class InputGate:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         return self.TIMEOUT
-                    started = time.monotonic()
+                    self.idle_timer.start()
                     try:
                         entry = self._queue.get(timeout=remaining)
                     except queue.Empty:
                         return self.TIMEOUT
                     finally:
-                        self._idle_s += time.monotonic() - started
+                        self.idle_timer.stop()
             index, kind, payload = entry
             if kind == _WAKE:
                 if self._closing.is_set():
