@@ -15,6 +15,7 @@ the fix. Transport errors (gRPC, sockets) are translated into this tree in one p
     ├── JobExecutionError                  a job ended FAILED; carries the user's traceback
     │   └── JobCancellationError           a job ended CANCELED
     ├── ResourceError                      slots or TaskManagers could not be had
+    ├── DeploymentError                    a YARN application could not be deployed, reached or found
     ├── TaskManagerLostError               a TaskManager stopped answering heartbeats
     ├── RpcError                           control-plane call failed
     │   ├── RpcTimeout (TimeoutError)
@@ -72,6 +73,11 @@ class JobCancellationError(JobExecutionError):
 
 class ResourceError(PyflowError):
     """Slots or TaskManagers could not be had in time."""
+
+
+class DeploymentError(PyflowError):
+    """A cluster could not be deployed on YARN, reached there, or found (unknown queue, too much
+    memory, unreachable ResourceManager, missing environment archive, unknown application)."""
 
 
 class TaskManagerLostError(PyflowError):

@@ -20,6 +20,10 @@ class UnknownJobError(ProgramError):
     """No job with that id is known to this cluster."""
 
 
+class DuplicateJobSubmissionError(ProgramError):
+    """A job with that id was already submitted to this cluster (Flink's DuplicateJobSubmissionException)."""
+
+
 class Dispatcher(RpcEndpoint):
     def __init__(self, *, resource_manager: Any, rpc_address: str, io: Executor, gateways: Any):
         super().__init__("Dispatcher")
@@ -34,7 +38,7 @@ class Dispatcher(RpcEndpoint):
     def submit_job(self, job_graph: JobGraph) -> str:
         with self._lock:
             if job_graph.job_id in self.job_masters:
-                raise ProgramError(f"Job {job_graph.job_id} was already submitted to this cluster")
+                raise DuplicateJobSubmissionError(f"Job {job_graph.job_id} was already submitted to this cluster")
             jm = JobMaster(job_graph, resource_manager=self.rm, rpc_address=self.rpc_address, io=self.io,
                            on_terminal=self._job_reached_terminal_state, gateways=self.gateways)
             self.job_masters[job_graph.job_id] = jm
@@ -70,6 +74,17 @@ class Dispatcher(RpcEndpoint):
         jm = self._require(job_id)
         if not jm.status.is_globally_terminal:
             jm.cancel()
+
+    def stop_job(self, job_id: str) -> Future:
+        """Graceful stop (see ``JobMaster.stop``); the job's result future, FINISHED once drained.
+        Raises JobStateError unless the job is RUNNING in STREAMING mode."""
+        jm = self._require(job_id)
+        jm.stop()
+        return jm.result_future
+
+    def trigger_savepoint(self, job_id: str, target_directory: str | None, cancel_job: bool) -> Future:
+        """A savepoint of a RUNNING job; the future fails while pyflow has no checkpointing."""
+        return self._require(job_id).trigger_savepoint(target_directory, cancel_job)
 
     def list_jobs(self) -> list[dict[str, Any]]:
         with self._lock:

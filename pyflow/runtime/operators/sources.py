@@ -1,7 +1,9 @@
 """Source operators: collections, number sequences, generators (bounded or not), files.
 
 Every source emits batches of at most ``execution.batch-size`` rows and checks for cancellation
-between batches. Parallel sources split their input deterministically over the subtasks.
+and for a graceful stop (``ctx.stop``, see :mod:`~pyflow.runtime.operators.source_stop`) between
+batches: a stopped source returns from ``run()`` as if its input had ended. Parallel sources split
+their input deterministically over the subtasks.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pyarrow as pa
 
 from pyflow.runtime import fileio, records
 from pyflow.runtime.operators.base import SourceOperator
+from pyflow.runtime.operators.source_stop import SourceStopped
 
 
 class CollectionSource(SourceOperator):
@@ -27,7 +30,7 @@ class CollectionSource(SourceOperator):
     def run(self) -> None:
         size = self.ctx.batch_size
         for start in range(0, len(self.items), size):
-            if self.ctx.cancelled.is_set():
+            if self.ctx.cancelled.is_set() or self.ctx.stop.requested.is_set():
                 return
             self.output.collect(records.rows_to_batch(self.items[start:start + size], self.output_schema))
             self.ctx.tick()
@@ -51,7 +54,7 @@ class SequenceSource(SourceOperator):
         size = self.ctx.batch_size
         schema = records.with_row_kind(pa.schema([("value", pa.int64())]), records.SCALAR)
         for start in range(lo, hi, size):
-            if self.ctx.cancelled.is_set():
+            if self.ctx.cancelled.is_set() or self.ctx.stop.requested.is_set():
                 return
             values = pa.array(np.arange(start, min(start + size, hi), dtype=np.int64))
             self.output.collect(pa.RecordBatch.from_arrays([values], schema=schema))
@@ -89,7 +92,8 @@ class GeneratorSource(SourceOperator):
         adaptive = self.count is None
         size = 64 if adaptive else self.ctx.batch_size
         target_s = max(self.ctx.buffer_timeout_ms, 1.0) / 1000.0
-        while not self.ctx.cancelled.is_set():
+        source_stop = self.ctx.stop
+        while not self.ctx.cancelled.is_set() and not source_stop.requested.is_set():
             if self.count is not None and index >= self.count:
                 return
             batch_rows = size
@@ -102,7 +106,18 @@ class GeneratorSource(SourceOperator):
                 batch_rows = min(size, allowed)
             stop = index + batch_rows * p if self.count is None else min(index + batch_rows * p, self.count)
             indices = range(index, stop, p)
-            rows = [fn(k) for k in indices]
+            rows: list[Any] = []
+            interrupted = False
+            # a graceful stop may interrupt fn (it may sleep); the rows made so far are emitted
+            source_stop.enter_user_code()
+            try:
+                try:
+                    rows.extend(map(fn, indices))
+                finally:
+                    source_stop.leave_user_code()
+            except SourceStopped:
+                source_stop.leave_user_code()
+                interrupted = True
             index = stop if stop > index else index + p
             produced += len(rows)
             if rows:
@@ -113,31 +128,53 @@ class GeneratorSource(SourceOperator):
                     elapsed = time.monotonic() - t0
                     scaled = int(len(rows) * target_s / elapsed) if elapsed > 0 else self.ctx.batch_size
                     size = max(1, min(self.ctx.batch_size, scaled, size * 2))
+            if interrupted:
+                return
 
 
 class FileSourceOperator(SourceOperator):
-    """Reads files through pyarrow.dataset; file i goes to subtask i % parallelism."""
+    """Reads files through pyarrow.dataset; file i goes to subtask i % parallelism.
+
+    ``progress`` is (bytes read, bytes in total) of this subtask's files once it runs, a file
+    counting as read when it was read to its end; the task reports it as the metrics
+    ``sourceBytesRead`` and ``sourceBytesTotal`` (:func:`source_progress_metrics`).
+    """
 
     def __init__(self, name: str, files: list[str], format: str, options: dict[str, Any]):
         self.name = name
         self.files = files
         self.format = format
         self.options = options
+        self.progress: tuple[int, int] | None = None
 
     def run(self) -> None:
         mine = fileio.assign_splits(self.files, self.ctx.parallelism, self.ctx.subtask_index)
         if not mine:
+            self.progress = (0, 0)
             return
         reader = fileio.FileReader(mine, self.format, batch_size=self.ctx.batch_size, **self.options)
+        total = reader.total_bytes
+        self.progress = (0, total)
         for batch in reader.batches():
-            if self.ctx.cancelled.is_set():
+            self.progress = (reader.bytes_read, total)
+            if self.ctx.cancelled.is_set() or self.ctx.stop.requested.is_set():
                 return
             if batch.num_rows:
                 self.output.collect(batch)
             self.ctx.tick()
+        self.progress = (reader.bytes_read, total)
 
     def estimated_total_bytes(self) -> int | None:
         return fileio.FileReader(self.files, self.format).total_bytes
 
     def describe(self) -> dict[str, Any]:
         return {"files": len(self.files), "format": self.format}
+
+
+def source_progress_metrics(operator: Any) -> dict[str, int]:
+    """The progress metrics of a chain's head operator: ``sourceBytesRead`` and
+    ``sourceBytesTotal`` for a file source that runs (pyflow's own names); {} otherwise."""
+    progress = getattr(operator, "progress", None)
+    if progress is None:
+        return {}
+    return {"sourceBytesRead": progress[0], "sourceBytesTotal": progress[1]}

@@ -15,6 +15,7 @@ import cloudpickle
 import grpc
 
 from pyflow.errors import RpcError, RpcTimeout, RpcUnavailable
+from pyflow.runtime.log_files import LogFile, LogTail
 from pyflow.runtime.messages import (
     SlotOffer, SlotStatus, TaskExecutionStateUpdate, TaskExecutorRegistration, TaskManagerLocation,
 )
@@ -127,8 +128,12 @@ class TaskExecutorGateway(Protocol):
     def request_slot(self, allocation_id: str, slot_index: int, job_id: str, job_master_address: str) -> None: ...
     def submit_task(self, deployment: Any) -> None: ...
     def cancel_task(self, execution_id: str) -> None: ...
+    def stop_task(self, execution_id: str) -> None: ...
     def free_slot(self, allocation_id: str, reason: str) -> None: ...
     def shutdown(self, reason: str) -> None: ...
+    def request_log_list(self) -> list[LogFile]: ...
+    def request_log_file(self, name: str, file_type: str, max_bytes: int) -> LogTail: ...
+    def request_metrics(self) -> dict[str, float]: ...
 
 
 class RemoteTaskExecutorGateway(_Client):
@@ -155,11 +160,30 @@ class RemoteTaskExecutorGateway(_Client):
     def cancel_task(self, execution_id: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         self._ack(self._stub.CancelTask, pb.CancelTaskRequest(execution_id=execution_id), timeout)
 
+    def stop_task(self, execution_id: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._ack(self._stub.StopTask, pb.StopTaskRequest(execution_id=execution_id), timeout)
+
     def free_slot(self, allocation_id: str, reason: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         self._ack(self._stub.FreeSlot, pb.FreeSlotRequest(allocation_id=allocation_id, reason=reason), timeout)
 
     def shutdown(self, reason: str, timeout: float = 5.0) -> None:
         self._ack(self._stub.Shutdown, pb.ShutdownRequest(reason=reason), timeout)
+
+    def request_log_list(self, timeout: float = 10.0) -> list[LogFile]:
+        reply = _call(self.what, self.address, self._stub.RequestLogList, pb.LogListRequest(), timeout)
+        return [LogFile(f.name, f.size, f.mtime) for f in reply.logs]
+
+    def request_log_file(self, name: str, file_type: str, max_bytes: int, timeout: float = 30.0) -> LogTail:
+        """The end of a log file of the TaskManager; FileNotFoundError names why there is none."""
+        reply = _call(self.what, self.address, self._stub.RequestLogFile,
+                      pb.LogFileRequest(name=name, type=file_type, max_bytes=max_bytes), timeout)
+        if not reply.found:
+            raise FileNotFoundError(reply.message)
+        return LogTail(reply.name, reply.size, reply.data)
+
+    def request_metrics(self, timeout: float = 10.0) -> dict[str, float]:
+        reply = _call(self.what, self.address, self._stub.RequestMetrics, pb.MetricsRequest(), timeout)
+        return json.loads(reply.metrics) if reply.metrics else {}
 
 
 class TaskExecutorGateways:
@@ -218,11 +242,23 @@ class TestingTaskExecutorGateway:
     def cancel_task(self, *args: Any) -> None:
         self._handle("cancel_task", *args)
 
+    def stop_task(self, *args: Any) -> None:
+        self._handle("stop_task", *args)
+
     def free_slot(self, *args: Any) -> None:
         self._handle("free_slot", *args)
 
     def shutdown(self, *args: Any) -> None:
         self._handle("shutdown", *args)
+
+    def request_log_list(self, *args: Any) -> Any:
+        return self._handle("request_log_list", *args)
+
+    def request_log_file(self, *args: Any) -> Any:
+        return self._handle("request_log_file", *args)
+
+    def request_metrics(self, *args: Any) -> Any:
+        return self._handle("request_metrics", *args)
 
     def close(self) -> None:
         pass

@@ -100,20 +100,40 @@ class TaskExecutorServicer(pb_grpc.TaskExecutorServiceServicer):
     def CancelTask(self, request, context):
         return _ack(lambda: self.te.cancel_task(request.execution_id))
 
+    def StopTask(self, request, context):
+        return _ack(lambda: self.te.stop_task(request.execution_id))
+
     def FreeSlot(self, request, context):
         return _ack(lambda: self.te.free_slot(request.allocation_id, request.reason))
 
     def Shutdown(self, request, context):
         return _ack(lambda: self.te.shutdown(request.reason))
 
+    def RequestLogList(self, request, context):
+        return pb.LogListResponse(logs=[pb.LogFileInfo(name=f.name, size=f.size, mtime=f.mtime)
+                                        for f in self.te.request_log_list()])
+
+    def RequestLogFile(self, request, context):
+        try:
+            tail = self.te.request_log_file(request.name, request.type, request.max_bytes)
+        except FileNotFoundError as e:
+            return pb.LogFileResponse(found=False, message=str(e))
+        return pb.LogFileResponse(found=True, name=tail.name, size=tail.size, data=tail.data)
+
+    def RequestMetrics(self, request, context):
+        return pb.MetricsResponse(metrics=json.dumps(self.te.request_metrics()).encode())
+
 
 def start_server(bind_host: str, port: int, register: Callable[[grpc.Server], None],
                  max_workers: int = 16) -> tuple[grpc.Server, int]:
     """Start a gRPC server on ``bind_host:port`` (0 = any free port); returns it and its port."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-                         options=_CHANNEL_OPTIONS)
+                         options=[*_CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)])  # a taken port is an error
     register(server)
-    bound = server.add_insecure_port(f"{bind_host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{bind_host}:{port}")
+    except RuntimeError:  # newer grpcio versions raise instead of returning 0
+        bound = 0
     if bound == 0:
         from pyflow.errors import RpcUnavailable
 

@@ -7,6 +7,11 @@ reported through ``report(update)``; a failure carries the user's traceback as t
 
 Inside the task the chain is a tree of operators wired by ``Output`` objects: a chained output is
 a function call into the next operator, a network output writes into a result partition.
+
+A source task can be *stopped* (``stop()``, the JobMaster's graceful stop of a job): its source
+ends its input as a bounded source ends, the task emits the final MAX watermark and
+end-of-partition, and finishes; its consumers drain and finish too. A source blocked in user code
+is interrupted there (see :mod:`pyflow.runtime.operators.source_stop`), never while it emits.
 """
 
 from __future__ import annotations
@@ -23,19 +28,26 @@ import pyarrow as pa
 
 from pyflow.errors import CancelTaskError, NetworkError, format_failure
 from pyflow.runtime.deployment import TaskDeploymentDescriptor
+from pyflow.runtime.metrics.scopes import TaskScope
+from pyflow.runtime.metrics.views import MetricViews, WaitTimer
 from pyflow.runtime.process_logging import FILE_ONLY
 from pyflow.runtime.messages import ExecutionState, TaskExecutionStateUpdate
 from pyflow.runtime.network import (
-    MAX_WATERMARK, ChannelSpec, InputGate, NetworkEnvironment, ResultPartition, Watermark, WatermarkStatus,
+    MAX_WATERMARK, MIN_WATERMARK, ChannelSpec, InputGate, NetworkEnvironment, ResultPartition, Watermark,
+    WatermarkStatus,
 )
 from pyflow.runtime.watermark_valve import WatermarkValve
 from pyflow.runtime.network.partitioners import partitioner_from_spec
 from pyflow.runtime.operators.base import OperatorContext, OperatorMetrics, Output, SourceOperator, StreamOperator
+from pyflow.runtime.operators.source_stop import SourceStop, SourceStopped
+from pyflow.runtime.operators.sources import source_progress_metrics
 
 logger = logging.getLogger(__name__)
 
 #: how long a cancelled task may take to stop on its own before its thread is interrupted
 CANCELLATION_INTERVAL_S = 0.5
+#: how long a stopped source may take to reach its next batch before its user code is interrupted
+STOP_INTERRUPT_DELAY_S = 0.5
 
 
 class ChainedOutput(Output):
@@ -100,14 +112,16 @@ class FanOutOutput(Output):
 class CountingOutput(Output):
     """An operator's output as the operator sees it: counts its records once, then passes them
     on (a sink, with nowhere to pass them, only counts). Side outputs go to the consumers of
-    their tag; a side output nobody consumes is discarded, as in Flink. Watermarks go everywhere."""
+    their tag; a side output nobody consumes is discarded, as in Flink. Watermarks go everywhere
+    (the last one is the operator's currentOutputWatermark)."""
 
-    __slots__ = ("metrics", "inner", "sides")
+    __slots__ = ("metrics", "inner", "sides", "current_output_watermark")
 
     def __init__(self, metrics: OperatorMetrics, inner: Output | None, sides: dict[str, Output] | None = None):
         self.metrics = metrics
         self.inner = inner
         self.sides = sides or {}
+        self.current_output_watermark = MIN_WATERMARK
 
     def collect(self, batch: pa.RecordBatch) -> None:
         self.metrics.num_records_out += batch.num_rows
@@ -124,12 +138,33 @@ class CountingOutput(Output):
         return ([self.inner] if self.inner is not None else []) + list(self.sides.values())
 
     def emit_watermark(self, watermark: Watermark) -> None:
+        self.current_output_watermark = watermark.timestamp
         for out in self._all():
             out.emit_watermark(watermark)
 
     def emit_watermark_status(self, status: WatermarkStatus) -> None:
         for out in self._all():
             out.emit_watermark_status(status)
+
+
+class _CancellationEvent(threading.Event):
+    """A task's cancellation flag. A source that waits for its next data (a rate limit) waits on
+    it, so that a cancellation wakes it at once: that wait, on the task's thread, is the task's
+    idle time (``idle``), as the input gate's waits are for other tasks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.idle = WaitTimer()
+        self.owner: threading.Thread | None = None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if threading.current_thread() is not self.owner:
+            return super().wait(timeout)
+        self.idle.start()
+        try:
+            return super().wait(timeout)
+        finally:
+            self.idle.stop()
 
 
 def _runtime_partitioner(spec, max_parallelism: int):
@@ -149,11 +184,20 @@ class Task:
         self.report = report
         self.resource_id = resource_id
         self.state = ExecutionState.DEPLOYING
-        self.cancelled = threading.Event()
+        self.cancelled = _CancellationEvent()
+        #: a graceful stop of this task's source (source tasks only)
+        self.source_stop = SourceStop()
+        self._source_done = threading.Event()
         self.operators: dict[int, StreamOperator] = {}
         self.partitions: list[ResultPartition] = []
         self.gate: InputGate | None = None
         self.thread = threading.Thread(target=self._run, name=f"Task {tdd.task_name}", daemon=True)
+        self.cancelled.owner = self.thread
+        # metrics: rates and time shares, the operators' outputs (their watermarks), running time
+        self._views = MetricViews()
+        self._outputs: dict[int, CountingOutput] = {}
+        self._running_since: float | None = None
+        self._running_until: float | None = None
         self._tick_interval_s = tdd.settings.get("auto_watermark_interval_ms", 200.0) / 1000.0
         self._last_tick = 0.0
         self.started_at = time.time()
@@ -161,6 +205,14 @@ class Task:
     @property
     def execution_id(self) -> str:
         return self.tdd.execution_id
+
+    @property
+    def metric_scope(self) -> TaskScope:
+        """The scope variables of this subtask's metrics (Prometheus labels)."""
+        tdd = self.tdd
+        return TaskScope(job_id=tdd.job_id, job_name=tdd.job_name, task_id=tdd.vertex_id, task_name=tdd.task_name,
+                         execution_id=tdd.execution_id, attempt_number=tdd.attempt_number,
+                         subtask_index=tdd.subtask_index)
 
     def start(self) -> None:
         self.thread.start()
@@ -189,30 +241,97 @@ class Task:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread.ident),
                                                            ctypes.py_object(CancelTaskError))
 
+    def stop(self) -> bool:
+        """Graceful stop (Flink's stop-with-savepoint --drain, without the savepoint): the source
+        ends its input as a bounded source ends, so all it emitted is processed and the job drains.
+        Returns False for a task that is not a source (there is nothing to stop)."""
+        if not self.tdd.is_source:
+            return False
+        if self.state.is_terminal or self.cancelled.is_set() or self.source_stop.requested.is_set():
+            return True
+        logger.info("Stopping source task %s (%s): its input ends here", self.tdd.task_name, self.execution_id)
+        self.source_stop.request()
+        threading.Thread(target=self._interrupt_source_until_stopped, name=f"stopper {self.execution_id}",
+                         daemon=True).start()
+        return True
+
+    def _interrupt_source_until_stopped(self) -> None:
+        """A stopped source checks between batches; one still busy in its user code after
+        STOP_INTERRUPT_DELAY_S (a generator that sleeps) is interrupted there, once."""
+        while not self._source_done.wait(STOP_INTERRUPT_DELAY_S):
+            if not self.thread.is_alive() or self.cancelled.is_set():
+                return
+            if self.source_stop.interrupt():
+                logger.info("Source task %s (%s) was busy in user code; interrupted it to stop",
+                            self.tdd.task_name, self.execution_id)
+                return
+
     # ------------------------------------------------------------------------------------------
 
     def metrics(self) -> dict[str, Any]:
-        ops = {}
+        """This subtask's metrics with Flink's names (see :mod:`pyflow.runtime.metrics`): counters,
+        their rates, busy/idle/backpressured time per second and in total, watermarks, and per
+        operator of the chain its records in and out (with rates) and watermarks. Any thread."""
+        ops: dict[str, dict[str, Any]] = {}
         for op_info in self.tdd.operators:
             op = self.operators.get(op_info.node_id)
-            m = op.ctx.metrics if op is not None and hasattr(op, "ctx") else OperatorMetrics()
-            ops[str(op_info.node_id)] = {"name": op_info.name, **m.to_dict()}
-        bytes_out = sum(p.num_bytes_out for p in self.partitions)
-        bytes_in = self.gate.num_bytes_in if self.gate is not None else 0
+            ctx = getattr(op, "ctx", None) if op is not None else None
+            out = self._outputs.get(op_info.node_id)
+            ops[str(op_info.node_id)] = {
+                "name": op_info.name, **(ctx.metrics if ctx is not None else OperatorMetrics()).to_dict(),
+                "currentInputWatermark": ctx.current_watermark if ctx is not None else MIN_WATERMARK,
+                "currentOutputWatermark": out.current_output_watermark if out is not None else MIN_WATERMARK}
         head = ops[str(self.tdd.operators[0].node_id)] if ops else {}
-        return {
+        idle_ms = 1000.0 * self.cancelled.idle.total_s() + (self.gate.idle_time_ms if self.gate is not None else 0.0)
+        backpressured_ms = sum(getattr(p, "backpressured_time_ms", 0.0) for p in self.partitions)
+        now = time.monotonic()
+        running_ms = 0.0
+        if self._running_since is not None:
+            running_ms = 1000.0 * ((self._running_until or now) - self._running_since)
+        metrics: dict[str, Any] = {
             "operators": ops,
-            "numBytesIn": bytes_in,
-            "numBytesOut": bytes_out,
+            "numBytesIn": self.gate.num_bytes_in if self.gate is not None else 0,
+            "numBytesOut": sum(p.num_bytes_out for p in self.partitions),
             "numRecordsIn": head.get("numRecordsIn", 0),
             "numRecordsOut": sum(p.num_records_out for p in self.partitions),
-            "backPressuredTimeMs": sum(getattr(p, "backpressured_time_ms", 0.0) for p in self.partitions),
+            "backPressuredTimeMs": backpressured_ms,
+            "idleTimeMs": idle_ms,
+            "busyTimeMs": max(0.0, running_ms - idle_ms - backpressured_ms),
             "spilledBytes": sum(p.metrics().get("spilled_bytes", 0)
                                 for spec, p in zip(self.tdd.outputs, self.partitions) if spec.blocking),
+            "currentInputWatermark": head.get("currentInputWatermark", MIN_WATERMARK),
+            "currentOutputWatermark": self._output_watermark(ops),
             "state": self.state.value,
         }
+        if self._running_since is not None:
+            self._add_rates(metrics, ops, now, idle_ms, backpressured_ms)
+        metrics.update(source_progress_metrics(self.operators.get(self.tdd.operators[0].node_id)))
+        return metrics
+
+    def _output_watermark(self, ops: dict[str, dict[str, Any]]) -> int:
+        """The lowest watermark the chain sent to the network (a sink chain: its last operator's)."""
+        senders = [ops[str(o.node_id)]["currentOutputWatermark"] for o in self.tdd.operators if o.network_outputs]
+        if senders:
+            return min(senders)
+        return ops[str(self.tdd.operators[-1].node_id)]["currentOutputWatermark"] if ops else MIN_WATERMARK
+
+    def _add_rates(self, metrics: dict[str, Any], ops: dict[str, dict[str, Any]], now: float, idle_ms: float,
+                   backpressured_ms: float) -> None:
+        """...PerSecond rates and time shares, from the views (once the task runs)."""
+        counters = {name: metrics[name] for name in ("numRecordsIn", "numRecordsOut", "numBytesIn", "numBytesOut")}
+        for node, op in ops.items():
+            counters[f"{node}/numRecordsIn"] = op["numRecordsIn"]
+            counters[f"{node}/numRecordsOut"] = op["numRecordsOut"]
+        for name, value in self._views.observe(now, counters, idle_ms=idle_ms,
+                                               backpressured_ms=backpressured_ms).items():
+            node, _, name = name.rpartition("/")
+            (ops[node] if node else metrics)[name] = value
 
     def _transition(self, state: ExecutionState, error: str = "", failure_type: str = "") -> None:
+        if state is ExecutionState.RUNNING:
+            self._running_since = time.monotonic()
+        elif state.is_terminal and self._running_since is not None:
+            self._running_until = time.monotonic()
         self.state = state
         logger.info("Task %s (%s) switched to %s", self.tdd.task_name, self.execution_id, state.value)
         metrics = self.metrics()
@@ -284,7 +403,7 @@ class Task:
                 batch_size=settings.get("batch_size", 16384),
                 buffer_timeout_ms=settings.get("buffer_timeout_ms", 100.0),
                 batch_mode=settings.get("batch_mode", False), managed_memory=self.managed_memory,
-                cancelled=self.cancelled, tick=self._maybe_tick)
+                cancelled=self.cancelled, stop=self.source_stop, tick=self._maybe_tick)
         # set up tail first, so that every chained output points at a set-up operator
         for op_info in reversed(tdd.operators):
             op = self.operators[op_info.node_id]
@@ -296,7 +415,8 @@ class Task:
                 by_tag.setdefault(tag_by_edge[e], []).append(PartitionOutput(partition_by_edge[e]))
             joined = {tag: outs[0] if len(outs) == 1 else FanOutOutput(outs) for tag, outs in by_tag.items()}
             inner = joined.pop(None, None)
-            op.setup(contexts[op_info.node_id], CountingOutput(contexts[op_info.node_id].metrics, inner, joined))
+            counting = self._outputs[op_info.node_id] = CountingOutput(contexts[op_info.node_id].metrics, inner, joined)
+            op.setup(contexts[op_info.node_id], counting)
         for op_info in reversed(tdd.operators):
             self.operators[op_info.node_id].open()
             self.operators[op_info.node_id]._pyflow_opened = True
@@ -308,7 +428,7 @@ class Task:
     def _invoke(self) -> None:
         head = self.operators[self.tdd.operators[0].node_id]
         if isinstance(head, SourceOperator):
-            head.run()
+            self._run_source(head)
             if self.cancelled.is_set():
                 raise CancelTaskError()
             # a finished source ends event time: everything downstream may fire (Flink does so)
@@ -319,6 +439,21 @@ class Task:
         # the input ended: let every operator of the chain emit what it held back, upstream first
         for op_info in self.tdd.operators:
             self.operators[op_info.node_id].end_input()
+
+    def _run_source(self, head: SourceOperator) -> None:
+        """``head.run()``; a stop that interrupted it ends its input like a return does. Once this
+        returns no stop interruption is pending, so what follows (MAX watermark, end of input)
+        cannot be cut short: at most one interruption is ever raised, and leave_user_code clears
+        one that was not delivered."""
+        try:
+            try:
+                head.run()
+            finally:
+                self.source_stop.leave_user_code()
+        except SourceStopped:
+            self.source_stop.leave_user_code()
+        finally:
+            self._source_done.set()
 
     def _consume_input(self, head: StreamOperator) -> None:
         gate = self.gate

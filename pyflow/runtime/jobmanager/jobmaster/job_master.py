@@ -6,6 +6,12 @@ exchange between tasks is blocking, and a vertex is deployed when all vertices f
 finished (Flink's batch scheduling over blocking result partitions). A failed task fails the job
 (restart strategy "none"): the other tasks are cancelled, slots are released, and the job's
 result carries the failed task's Python traceback.
+
+Graceful stop (``stop()``, Flink's stop-with-savepoint ``--drain`` without the savepoint): every
+source task is told to end its input as a bounded source ends; the job drains and ends FINISHED.
+It always drains: without checkpointing there is no savepoint to resume from, so keeping state
+un-flushed (``drain: false``) would only lose it. Savepoints (``trigger_savepoint()``) need
+checkpointing, which this release does not have: they fail with a message that says so.
 """
 
 from __future__ import annotations
@@ -17,18 +23,24 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from pyflow.errors import PyflowError
+from pyflow.errors import NotYetSupportedError, ProgramError, PyflowError
 from pyflow.graph.execution_graph import ExecutionGraph, ExecutionVertex, ExecutionVertexID, SlotKey, build_execution_graph
 from pyflow.graph.job_graph import JobGraph
 from pyflow.runtime.deployment import InputChannelDeployment, ResultPartitionDeployment, TaskDeploymentDescriptor
 from pyflow.runtime.messages import (
     ExecutionState, JobStatus, SlotOffer, TaskExecutionStateUpdate, TaskManagerLocation,
 )
+from pyflow.runtime.metrics.job import job_status_metrics
 from pyflow.runtime.process_logging import FILE_ONLY
 from pyflow.runtime.rpc.endpoint import RpcEndpoint
 from pyflow.runtime.rpc.gateways import TaskExecutorGateways
 
 logger = logging.getLogger(__name__)
+
+
+class JobStateError(ProgramError):
+    """The job's state does not allow the request: stopping or taking a savepoint of a job that
+    is not RUNNING (or stopping a BATCH job)."""
 
 
 @dataclass
@@ -101,6 +113,12 @@ class JobMaster(RpcEndpoint):
         self.lost_cause: str | None = None
         self.result: JobResult | None = None
         self.result_future: Future = Future()
+        #: Flink's numRestarts: times this job was restarted (the failover of a restart strategy
+        #: increments it; with restart-strategy "none" it stays 0)
+        self.num_restarts = 0
+        #: a graceful stop was asked for: each source execution is told once it runs
+        self.stop_requested = False
+        self._stopped_executions: set[str] = set()
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -114,7 +132,7 @@ class JobMaster(RpcEndpoint):
 
     def cancel(self) -> None:
         """Start cancelling; returns once the job is CANCELLING (or already ended)."""
-        self.call(self._cancel)
+        self._call_or_ended(self._cancel)
 
     def _cancel(self) -> None:
         if self.status.is_globally_terminal or self.status in (JobStatus.CANCELLING, JobStatus.FAILING):
@@ -122,6 +140,84 @@ class JobMaster(RpcEndpoint):
         self._switch(JobStatus.CANCELLING)
         self._cancel_executions()
         self._check_terminal()
+
+    # ---- graceful stop and savepoints ---------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Start a graceful stop; ``result_future`` tells how the job ended (FINISHED once drained).
+        Idempotent. Raises JobStateError unless the job is RUNNING in STREAMING mode."""
+        self._call_or_ended(self._stop)
+
+    def _stop(self) -> None:
+        self._require_running("be stopped")
+        if self.batch:
+            raise JobStateError(
+                f"Job {self.job_id} runs in BATCH mode: its sources are bounded and it finishes by itself; "
+                f"stop applies to STREAMING jobs. To end it now, cancel it (PATCH /jobs/{self.job_id})")
+        if self.stop_requested:
+            return
+        # Always drains (Flink's --drain): with no savepoint to resume from, state held back
+        # un-flushed would be lost; ending the input fires every window and timer instead.
+        self.stop_requested = True
+        logger.info("Stopping job %s (%s): its sources end their input; the job drains and finishes",
+                    self.job_graph.job_name, self.job_id)
+        for e in self.executions.values():
+            self._stop_source_if_running(e)
+
+    def _stop_source_if_running(self, e: Execution) -> None:
+        """Tell a source execution to stop once its task exists on its TaskManager (it reported
+        INITIALIZING or RUNNING); executions still deploying are told when they report."""
+        if (self.stop_requested and self.status is JobStatus.RUNNING and e.vertex.job_vertex.is_source
+                and e.state in (ExecutionState.INITIALIZING, ExecutionState.RUNNING)
+                and e.location is not None and e.execution_id not in self._stopped_executions):
+            self._stopped_executions.add(e.execution_id)
+            self.io.submit(self._stop_execution, self._gateway(e.location), e.execution_id)
+
+    def _stop_execution(self, gateway: Any, execution_id: str) -> None:
+        try:
+            gateway.stop_task(execution_id)
+        except PyflowError as e:
+            # a TaskManager that cannot be reached is lost: its heartbeats end the job
+            logger.warning("Stopping task %s of job %s failed: %s", execution_id, self.job_id, e)
+
+    def trigger_savepoint(self, target_directory: str | None, cancel_job: bool) -> Future:
+        """Flink's savepoint trigger. The returned future fails: savepoints need checkpointing,
+        which this release does not have; the job keeps running (and is not cancelled, since
+        ``cancel_job`` cancels only after a savepoint succeeded). Raises JobStateError unless the
+        job is RUNNING."""
+        return self._call_or_ended(self._trigger_savepoint, target_directory, cancel_job)
+
+    def _trigger_savepoint(self, target_directory: str | None, cancel_job: bool) -> Future:
+        self._require_running("take a savepoint")
+        logger.info("Savepoint of job %s (%s) requested (target %s); this release has no checkpointing",
+                    self.job_graph.job_name, self.job_id, target_directory)
+        future: Future = Future()
+        future.set_exception(NotYetSupportedError(
+            f"Savepoints need checkpointing (checkpoint barriers and state snapshots), which this release of "
+            f"pyflow does not have; no savepoint was taken and job {self.job_id} keeps running"
+            f"{' (it was not cancelled either: cancel-job cancels only after a savepoint)' if cancel_job else ''}. "
+            f"To end the job gracefully without a savepoint, stop it: `pyflow stop {self.job_id}` or "
+            f"POST /jobs/{self.job_id}/stop (its sources end, everything in flight is processed, and it finishes)."))
+        return future
+
+    def _require_running(self, what: str) -> None:
+        if self.status is JobStatus.RUNNING:
+            return
+        if self.status.is_globally_terminal:
+            raise JobStateError(f"Job {self.job_id} cannot {what}: it already reached the terminal state "
+                                f"{self.status.value}")
+        raise JobStateError(f"Job {self.job_id} cannot {what}: it is {self.status.value}, not RUNNING"
+                            + ("; try again once it runs" if self.status is JobStatus.CREATED else ""))
+
+    def _call_or_ended(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn`` on the main thread; once the job ended that thread is closed, but the state is
+        final, so ``fn`` reads it directly (and refuses)."""
+        try:
+            return self.call(fn, *args)
+        except RuntimeError:
+            if not self.result_future.done():
+                raise
+            return fn(*args)
 
     # ---- slots -------------------------------------------------------------------------------------
 
@@ -241,6 +337,12 @@ class JobMaster(RpcEndpoint):
             execution.metrics = update.metrics
         if execution.state.is_terminal:
             return
+        if execution.state is ExecutionState.CANCELING and not update.state.is_terminal:
+            # the cancel went out on another I/O thread than the deployment and may have reached
+            # the TaskManager first (which ignores a cancel for a task it does not know): the task
+            # stays CANCELING here and is cancelled again now that it exists there
+            self.io.submit(self._cancel_execution, self._gateway(execution.location), execution.execution_id)
+            return
         self._set_state(execution, update.state)
         if update.state is ExecutionState.FAILED:
             execution.error = update.error or f"Task {execution.vertex.task_name} failed"
@@ -249,6 +351,8 @@ class JobMaster(RpcEndpoint):
             self._fail(execution.error)
         elif update.state is ExecutionState.FINISHED and self.batch and self.status is JobStatus.RUNNING:
             self._deploy_ready_vertices()
+        else:
+            self._stop_source_if_running(execution)
         self._check_terminal()
 
     def update_live_metrics(self, task_metrics: dict[str, dict[str, Any]]) -> None:
@@ -266,8 +370,8 @@ class JobMaster(RpcEndpoint):
         execution.state_timestamps[state.value] = self.clock()
 
     def _fail(self, cause: str) -> None:
-        if self.status.is_globally_terminal or self.status is JobStatus.FAILING:
-            return
+        if self.status.is_globally_terminal or self.status in (JobStatus.FAILING, JobStatus.CANCELLING):
+            return  # a task failing while the job is cancelled (its input was cancelled) ends CANCELED
         logger.error("Job %s (%s) failed: %s", self.job_graph.job_name, self.job_id, cause, extra=FILE_ONLY)
         self.failure_cause = cause
         self._switch(JobStatus.FAILING)
@@ -382,6 +486,14 @@ class JobMaster(RpcEndpoint):
                       "spilledBytes"):
                 agg[k] += e.metrics.get(k, 0)
         return out
+
+    def job_metrics(self) -> dict[str, int]:
+        """The job's metrics with Flink's names (uptime, downtime, numRestarts, checkpoints)."""
+        def collect() -> dict[str, int]:
+            return job_status_metrics(self.status.value, self.status_timestamps, now_s=self.clock(),
+                                      num_restarts=self.num_restarts)
+
+        return self._call_or_ended(collect)
 
     def details(self) -> dict[str, Any]:
         """A snapshot of the job for clients (status, per-vertex tasks and metrics)."""

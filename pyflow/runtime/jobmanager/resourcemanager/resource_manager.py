@@ -206,7 +206,8 @@ class ResourceManager(RpcEndpoint):
 
     def _stop_worker(self, resource_id: str, gateway: Any, reason: str) -> None:
         try:
-            gateway.shutdown(reason)
+            if self.driver.can_start_workers:  # a standalone TaskManager is not ours: it registers again
+                gateway.shutdown(reason)
         except PyflowError:
             pass
         finally:

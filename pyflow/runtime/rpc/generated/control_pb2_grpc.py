@@ -322,6 +322,11 @@ class TaskExecutorServiceStub:
                 request_serializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.CancelTaskRequest.SerializeToString,
                 response_deserializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.Ack.FromString,
                 _registered_method=True)
+        self.StopTask = channel.unary_unary(
+                '/pyflow.control.TaskExecutorService/StopTask',
+                request_serializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.StopTaskRequest.SerializeToString,
+                response_deserializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.Ack.FromString,
+                _registered_method=True)
         self.FreeSlot = channel.unary_unary(
                 '/pyflow.control.TaskExecutorService/FreeSlot',
                 request_serializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.FreeSlotRequest.SerializeToString,
@@ -331,6 +336,21 @@ class TaskExecutorServiceStub:
                 '/pyflow.control.TaskExecutorService/Shutdown',
                 request_serializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.ShutdownRequest.SerializeToString,
                 response_deserializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.Ack.FromString,
+                _registered_method=True)
+        self.RequestLogList = channel.unary_unary(
+                '/pyflow.control.TaskExecutorService/RequestLogList',
+                request_serializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.LogListRequest.SerializeToString,
+                response_deserializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.LogListResponse.FromString,
+                _registered_method=True)
+        self.RequestLogFile = channel.unary_unary(
+                '/pyflow.control.TaskExecutorService/RequestLogFile',
+                request_serializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.LogFileRequest.SerializeToString,
+                response_deserializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.LogFileResponse.FromString,
+                _registered_method=True)
+        self.RequestMetrics = channel.unary_unary(
+                '/pyflow.control.TaskExecutorService/RequestMetrics',
+                request_serializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.MetricsRequest.SerializeToString,
+                response_deserializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.MetricsResponse.FromString,
                 _registered_method=True)
 
 
@@ -355,6 +375,12 @@ class TaskExecutorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StopTask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def FreeSlot(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -362,6 +388,24 @@ class TaskExecutorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Shutdown(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestLogList(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestLogFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestMetrics(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -385,6 +429,11 @@ def add_TaskExecutorServiceServicer_to_server(servicer, server):
                     request_deserializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.CancelTaskRequest.FromString,
                     response_serializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.Ack.SerializeToString,
             ),
+            'StopTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopTask,
+                    request_deserializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.StopTaskRequest.FromString,
+                    response_serializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.Ack.SerializeToString,
+            ),
             'FreeSlot': grpc.unary_unary_rpc_method_handler(
                     servicer.FreeSlot,
                     request_deserializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.FreeSlotRequest.FromString,
@@ -394,6 +443,21 @@ def add_TaskExecutorServiceServicer_to_server(servicer, server):
                     servicer.Shutdown,
                     request_deserializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.ShutdownRequest.FromString,
                     response_serializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.Ack.SerializeToString,
+            ),
+            'RequestLogList': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestLogList,
+                    request_deserializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.LogListRequest.FromString,
+                    response_serializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.LogListResponse.SerializeToString,
+            ),
+            'RequestLogFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestLogFile,
+                    request_deserializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.LogFileRequest.FromString,
+                    response_serializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.LogFileResponse.SerializeToString,
+            ),
+            'RequestMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestMetrics,
+                    request_deserializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.MetricsRequest.FromString,
+                    response_serializer=pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.MetricsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -488,6 +552,33 @@ class TaskExecutorService:
             _registered_method=True)
 
     @staticmethod
+    def StopTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyflow.control.TaskExecutorService/StopTask',
+            pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.StopTaskRequest.SerializeToString,
+            pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.Ack.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def FreeSlot(request,
             target,
             options=(),
@@ -531,6 +622,87 @@ class TaskExecutorService:
             '/pyflow.control.TaskExecutorService/Shutdown',
             pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.ShutdownRequest.SerializeToString,
             pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.Ack.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestLogList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyflow.control.TaskExecutorService/RequestLogList',
+            pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.LogListRequest.SerializeToString,
+            pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.LogListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestLogFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyflow.control.TaskExecutorService/RequestLogFile',
+            pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.LogFileRequest.SerializeToString,
+            pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.LogFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyflow.control.TaskExecutorService/RequestMetrics',
+            pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.MetricsRequest.SerializeToString,
+            pyflow_dot_runtime_dot_rpc_dot_generated_dot_control__pb2.MetricsResponse.FromString,
             options,
             channel_credentials,
             insecure,
