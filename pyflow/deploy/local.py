@@ -5,7 +5,8 @@ whenever the ResourceManager is short of slots and stops idle ones after
 ``resourcemanager.taskmanager-timeout``. Its processes die with the cluster: ``close()`` stops
 them by pid, the kernel sends them SIGTERM if this process dies (they ask for it with
 PR_SET_PDEATHSIG on Linux, ``--die-with-parent``), and
-a TaskManager that loses its JobManager stops by itself after ``heartbeat.timeout``.
+a TaskManager that loses its JobManager stops by itself after ``heartbeat.timeout``
+(``--exit-on-jobmanager-loss``; a standalone TaskManager registers again instead).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class LocalResourceDriver:
             dynamic = dict(self.conf.to_dict())
             dynamic[options.TM_RESOURCE_ID.key] = resource_id
             cmd = [self.python, "-m", "pyflow.runtime.taskmanager", "--jobmanager", self.jobmanager_address,
-                   "--die-with-parent"]
+                   "--die-with-parent", "--exit-on-jobmanager-loss"]
             for key, value in dynamic.items():
                 cmd += ["-D", f"{key}={value}"]
             env = dict(os.environ, PYTHONPATH=_pythonpath())

@@ -98,7 +98,7 @@ def test_a_task_manager_that_loses_its_job_manager_stops_by_itself(tmp_path):
         import sys, time
         sys.path.insert(0, {ROOT!r})
         from pyflow.runtime.jobmanager.jobmanager import JobManager
-        from pyflow.runtime.jobmanager.resourcemanager.driver import StandaloneResourceDriver
+        from pyflow.deploy.standalone import StandaloneResourceDriver
         from pyflow.testing import test_configuration
         conf = test_configuration(jobmanager__rpc__port=0)
         jm = JobManager(conf, StandaloneResourceDriver()).start()
@@ -112,7 +112,8 @@ def test_a_task_manager_that_loses_its_job_manager_stops_by_itself(tmp_path):
         assert address.startswith("127.0.0.1:")
         env = dict(os.environ, PYTHONPATH=ROOT)
         dynamic = [f"{k}={v}" for k, v in test_configuration(heartbeat__timeout="3 s").to_dict().items()]
-        tm = subprocess.Popen([sys.executable, "-m", "pyflow.runtime.taskmanager", "--jobmanager", address]
+        tm = subprocess.Popen([sys.executable, "-m", "pyflow.runtime.taskmanager", "--jobmanager", address,
+                               "--exit-on-jobmanager-loss"]
                               + [a for d in dynamic for a in ("-D", d)], env=env)
         time.sleep(2.0)  # registered and heartbeating
         assert tm.poll() is None
@@ -250,12 +251,13 @@ def test_cli_info_prints_the_chains(tmp_path):
     assert '"streamGraph"' in as_json.stdout
 
 
-def test_yarn_session_says_not_yet():
+def test_yarn_session_refuses_flinks_removed_container_count_flag():
+    # yarn-session itself is tested in tests/integration/test_yarn.py; `-n` went with Flink 1.10
     env = dict(os.environ, PYTHONPATH=ROOT)
     result = subprocess.run([sys.executable, "-m", "pyflow.cli.yarn_session", "-n", "2"], capture_output=True,
                             text=True, env=env, timeout=60)
     assert result.returncode == 2
-    assert "not available in this release" in result.stderr
+    assert "No such option" in result.stderr and "-n" in result.stderr
 
 
 def test_a_key_function_that_raises_names_the_operator(env):

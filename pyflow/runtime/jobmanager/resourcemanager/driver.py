@@ -1,8 +1,11 @@
 """ResourceDriver: how a ResourceManager gets TaskManagers (Flink's ResourceManagerDriver).
 
 Implementations live in ``pyflow.deploy``: ``local`` starts TaskManager processes on this
-machine, ``standalone`` cannot start any (TaskManagers are started by scripts/), and ``yarn``
-asks YARN for containers. The ResourceManager calls these from its I/O thread, never from its
+machine, ``standalone`` (``pyflow.deploy.standalone.StandaloneResourceDriver``) cannot start any
+(TaskManagers are started by scripts/ and register by themselves), and ``yarn`` asks YARN for
+containers. A driver that cannot start TaskManagers does not stop them either: the
+ResourceManager never tells such a TaskManager to shut down, it only forgets it, and the
+TaskManager registers again. The ResourceManager calls these from its I/O thread, never from its
 main thread, and learns of new TaskManagers only when they register.
 """
 
@@ -27,20 +30,3 @@ class ResourceDriver(Protocol):
     def close(self) -> None:
         """Stop every TaskManager this driver started."""
 
-
-class StandaloneResourceDriver:
-    """TaskManagers come and go by themselves (scripts/start-cluster.sh); none can be started."""
-
-    can_start_workers = False
-
-    def start(self, jobmanager_address: str, on_worker_terminated: Callable[[str, str], None]) -> None:
-        pass
-
-    def start_task_managers(self, count: int) -> list[str]:
-        return []
-
-    def stop_task_manager(self, resource_id: str) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
