@@ -1,9 +1,13 @@
 """execute_and_collect(): the job's results streamed back into the client as an iterator.
 
-The client opens a TCP server on 127.0.0.1; the job ends in a non-parallel collect sink that
-connects to it and sends Arrow IPC batches (protocol in ``pyflow.runtime.operators.sinks``). The
-iterator yields records as they arrive; when the stream ends it waits for the job's result, so a
-failed job raises JobExecutionError with the user's traceback instead of ending quietly.
+The client opens a TCP server; the job ends in a non-parallel collect sink that connects to it
+and sends Arrow IPC batches (protocol in ``pyflow.runtime.operators.sinks``), after a random token
+that proves it is this job's sink. The server listens on 127.0.0.1 for an embedded cluster, and
+for another target on the address the target's executor names (``collect_address``: for
+``remote``, the local address of the route to the JobManager's REST endpoint), so that remote
+TaskManagers can reach it. The iterator yields records as they arrive; when the stream ends it
+waits for the job's result, so a failed job raises JobExecutionError with the user's traceback
+instead of ending quietly.
 """
 
 from __future__ import annotations
@@ -129,17 +133,23 @@ class CollectIterator:
 
 
 def collect(stream: DataStream, job_name: str | None, limit: int | None) -> CollectIterator:
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    address = stream._env._collect_address()
+    server = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
     try:
-        server.bind(("127.0.0.1", 0))
+        server.bind((address, 0))
         server.listen(4)
     except OSError as e:
         server.close()
-        raise NetworkError(f"execute_and_collect() cannot open a socket on 127.0.0.1: {e}") from e
-    host, port = server.getsockname()
+        raise NetworkError(f"execute_and_collect() cannot open a socket on {address} for the job's results: "
+                           f"{e}") from e
+    host, port = server.getsockname()[:2]
     token = secrets.token_hex(16)
     name = "Sink: Collect"
     sink = stream._add(name, CollectSinkOperator(name, host, port, token), "sink")
     sink.non_parallel = True
-    client = stream._env.execute_async(job_name)
+    try:
+        client = stream._env.execute_async(job_name)
+    except BaseException:
+        server.close()
+        raise
     return CollectIterator(server, client, token, limit)

@@ -23,9 +23,9 @@ import pyarrow as pa
 from pyflow.api.connectors import FileSource
 from pyflow.api.datastream import DataStream
 from pyflow.api.durations import non_negative_millis
-from pyflow.api.job_client import JobClient, JobExecutionResult
+from pyflow.api.job_client import DetachedJobExecutionResult, JobClient, JobExecutionResult, JobListener
 from pyflow.config import Configuration, options
-from pyflow.errors import NotYetSupportedError, ProgramError
+from pyflow.errors import ProgramError
 from pyflow.graph.job_graph import JobGraph, build_job_graph
 from pyflow.graph.stream_graph import StreamGraph, build_stream_graph
 from pyflow.graph.transformations import Transformation
@@ -41,9 +41,10 @@ class RuntimeExecutionMode:
 
 
 # Set by `pyflow run` / `pyflow info` before the job file runs (Flink's ContextEnvironment): the
-# CLI's options apply to every environment the program creates.
+# CLI's options apply to every environment the program creates, and its listeners hear of every job.
 _context_configuration: Configuration | None = None
 _context_plan_only = False
+_context_listeners: tuple[JobListener, ...] = ()
 
 
 class PlanCaptured(Exception):
@@ -54,10 +55,12 @@ class PlanCaptured(Exception):
         self.job_graph = job_graph
 
 
-def set_context_configuration(conf: Configuration | None, *, plan_only: bool = False) -> None:
-    global _context_configuration, _context_plan_only
+def set_context_configuration(conf: Configuration | None, *, plan_only: bool = False,
+                              listeners: Sequence[JobListener] = ()) -> None:
+    global _context_configuration, _context_plan_only, _context_listeners
     _context_configuration = conf
     _context_plan_only = plan_only
+    _context_listeners = tuple(listeners)
 
 
 class StreamExecutionEnvironment:
@@ -67,6 +70,7 @@ class StreamExecutionEnvironment:
         self._transformations: list[Transformation] = []
         self._chaining_enabled = True
         self._cluster = None  # set by LocalCluster.environment()
+        self._listeners: list[JobListener] = list(_context_listeners)
 
     @staticmethod
     def get_execution_environment(configuration: Configuration | dict | None = None) -> StreamExecutionEnvironment:
@@ -218,37 +222,68 @@ class StreamExecutionEnvironment:
 
     # ---- execution -------------------------------------------------------------------------------
 
+    def register_job_listener(self, listener: JobListener) -> StreamExecutionEnvironment:
+        """Tell ``listener`` (a JobListener) of every job this environment submits, and of the end
+        of every attached ``execute()``."""
+        self._listeners.append(listener)
+        return self
+
     def execute_async(self, job_name: str | None = None) -> JobClient:
+        """Submit the job to ``execution.target`` and return its JobClient without waiting."""
         if _context_plan_only:
             raise PlanCaptured(self.get_job_graph(job_name, serialize=False))
         job_graph = self.get_job_graph(job_name)
         self._transformations = []
-        cluster = self._cluster_for_execution()
-        job_id = cluster.dispatcher.submit_job(job_graph)
-        return JobClient(cluster.dispatcher, job_id)
+        try:
+            if self._cluster is not None:
+                from pyflow.deploy.executors import submit_to_cluster
+
+                client = submit_to_cluster(self._cluster, job_graph)
+            else:
+                client = self._executor().execute(job_graph, self._config)
+        except BaseException as e:
+            for listener in self._listeners:
+                listener.on_job_submitted(None, e)
+            raise
+        for listener in self._listeners:
+            listener.on_job_submitted(client, None)
+        return client
 
     def execute(self, job_name: str | None = None) -> JobExecutionResult:
         """Run the job and wait for it; raises JobExecutionError with the user's traceback if it
-        fails."""
+        fails. Detached (``execution.attached: false``) it returns once the job is submitted."""
         client = self.execute_async(job_name)
+        if not self._config.get(options.ATTACHED):
+            detached = DetachedJobExecutionResult(client.job_id, job_name or self._default_job_name())
+            self._executed(detached, None)
+            return detached
         try:
-            return client.get_job_execution_result()
-        except KeyboardInterrupt:
+            result = client.get_job_execution_result()
+        except KeyboardInterrupt as e:
             client.cancel()
+            self._executed(None, e)
             raise
+        except BaseException as e:
+            self._executed(None, e)
+            raise
+        self._executed(result, None)
+        return result
 
-    def _cluster_for_execution(self):
+    def _executed(self, result: JobExecutionResult | None, error: BaseException | None) -> None:
+        for listener in self._listeners:
+            listener.on_job_executed(result, error)
+
+    def _executor(self):
+        """The pipeline executor of ``execution.target`` (pyflow.deploy.executors)."""
+        from pyflow.deploy.executors import executor_for
+
+        return executor_for(self._config.get(options.TARGET))
+
+    def _collect_address(self) -> str:
+        """Where execute_and_collect()'s result socket listens: an address the TaskManagers reach."""
         if self._cluster is not None:
-            return self._cluster
-        target = self._config.get(options.TARGET)
-        if target != "local":
-            raise NotYetSupportedError(
-                f"Execution target '{target}' is not available in this release; use 'local' (the "
-                "embedded cluster). Remote session clusters and YARN targets come with the session "
-                "cluster and YARN releases.")
-        from pyflow.deploy.local import shared_local_cluster
-
-        return shared_local_cluster(self._config)
+            return "127.0.0.1"
+        return self._executor().collect_address(self._config)
 
 
 def _reachable(transformations: list[Transformation]) -> list[Transformation]:
