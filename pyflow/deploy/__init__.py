@@ -1,2 +1,3 @@
 """Deployment targets, each a ResourceDriver plus the launcher around it: ``local`` (the embedded
-cluster, TaskManager processes on this machine) in this release; standalone and yarn to come."""
+cluster, TaskManager processes on this machine), ``standalone`` (TaskManagers started by
+scripts/), and ``yarn`` (TaskManagers as YARN containers, through skein)."""
