@@ -456,7 +456,8 @@ RUNTIME_MODE = ConfigOption(
 TARGET = ConfigOption(
     "execution.target", str, "local",
     "Where a job is deployed: local (an embedded cluster in this process), remote (a running "
-    "cluster at jobmanager.rpc.address), or a YARN per-job, session or application cluster.",
+    "session cluster, reached over REST at rest.address:rest.port), or a YARN per-job, session "
+    "or application cluster.",
     choices=("local", "remote", "yarn-per-job", "yarn-session", "yarn-application"),
     section="Pipeline")
 
@@ -546,6 +547,15 @@ REST_BIND_PORT = ConfigOption(
 REST_MAX_CONTENT_LENGTH = ConfigOption(
     "rest.server.max-content-length", MemorySize, "100mb",
     "Largest request body the REST server accepts; larger requests get 413.",
+    min_value=1, section="REST")
+
+# REST: asynchronous operations (stop, savepoint triggers)
+
+REST_ASYNC_STORE_DURATION = ConfigOption(
+    "rest.async.store-duration", timedelta, "5 min",
+    "How long the result of a completed asynchronous operation (a job stop or savepoint "
+    "trigger) is kept for GET /jobs/:jobid/savepoints/:triggerid; afterwards its trigger id "
+    "is unknown (404). Operations still in progress are always kept.",
     min_value=1, section="REST")
 
 # --------------------------------------------------------------------------------------------
@@ -706,6 +716,150 @@ PID_DIR = ConfigOption(
     "Directory where scripts/ keep the pid files of the processes they start. Empty means "
     "the system's temporary directory.",
     section="Logging")
+
+# --------------------------------------------------------------------------------------------
+# Job submission over REST, and the client side of a session cluster (pyflow.rest.submission,
+# pyflow.rest.client, pyflow.deploy.executors, the pyflow CLI)
+# --------------------------------------------------------------------------------------------
+
+WEB_UPLOAD_DIR = ConfigOption(
+    "web.upload.dir", str, "",
+    "Folder where the JobManager keeps the files uploaded with a job submitted over REST (POST "
+    "/jobs), one sub-folder per job, deleted when the job ends. Empty: io.tmp.dirs, else the "
+    "system's temporary folder.",
+    section="Job submission")
+
+REST_CONNECTION_TIMEOUT = ConfigOption(
+    "rest.connection-timeout", timedelta, "15 s",
+    "Longest time a REST client (pyflow run -t remote, list, cancel, ...) waits to connect to "
+    "the JobManager's REST endpoint.",
+    min_value=1, section="Job submission")
+
+REST_IDLENESS_TIMEOUT = ConfigOption(
+    "rest.idleness-timeout", timedelta, "5 min",
+    "Longest time a REST client waits for an answer once it sent its request (an upload of a "
+    "large job graph included).",
+    min_value=1, section="Job submission")
+
+CLIENT_PROGRESS_INTERVAL = ConfigOption(
+    "client.progress.interval", timedelta, "10 s",
+    "How often an attached pyflow run prints a line of job progress (records per task, % of "
+    "input files read) when stderr is not a terminal; on a terminal a progress line is redrawn "
+    "in place every 0.5 s. 0 turns progress output off. pyflow-specific.",
+    min_value=0, section="Job submission")
+
+# --------------------------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------------------------
+
+PROMETHEUS_PORT = ConfigOption(
+    "metrics.reporter.prom.port", str, "",
+    "Port or port range (\"9249\" or \"9249-9260\") of the Prometheus reporter: every JobManager "
+    "and TaskManager process serves its metrics at GET /metrics on the first free port of the "
+    "range, so a range gives each process of one host its own port. 0 picks any free port (the "
+    "process logs which). Empty: no Prometheus reporter.",
+    section="Metrics")
+
+PROMETHEUS_HOST = ConfigOption(
+    "metrics.reporter.prom.host", str, "127.0.0.1",
+    "Local address the Prometheus reporter listens on. The default keeps the metrics (job and "
+    "task names, ids, hosts) on this machine; use 0.0.0.0 or the host's address when the "
+    "Prometheus server runs on another host. pyflow-specific (Flink's reporter listens on every "
+    "interface).",
+    section="Metrics")
+
+
+# --------------------------------------------------------------------------------------------
+# YARN
+# --------------------------------------------------------------------------------------------
+
+YARN_APPLICATION_NAME = ConfigOption(
+    "yarn.application.name", str, "",
+    "Name of the YARN application. Empty: 'pyflow per-job cluster: <job name>', 'pyflow "
+    "application cluster: <job file>' or 'pyflow session cluster'.",
+    section="YARN")
+
+YARN_APPLICATION_QUEUE = ConfigOption(
+    "yarn.application.queue", str, "default",
+    "YARN queue the application is submitted to.",
+    section="YARN")
+
+YARN_APPLICATION_ATTEMPTS = ConfigOption(
+    "yarn.application-attempts", int, 1,
+    "How many times YARN starts the ApplicationMaster (the JobManager) of an application whose "
+    "master fails before it unregisters. Without high availability a restarted master does not "
+    "recover the jobs of the first one.",
+    min_value=1, section="YARN")
+
+YARN_APPLICATION_ID = ConfigOption(
+    "yarn.application.id", str, "",
+    "Id of the running YARN session (application_<cluster timestamp>_<number>) that "
+    "-t yarn-session submits to. Empty: the session recorded in the yarn-session properties file.",
+    section="YARN")
+
+YARN_TAGS = ConfigOption(
+    "yarn.tags", str, "",
+    "Comma-separated tags of the YARN application (yarn application -list -appTags ...).",
+    section="YARN")
+
+YARN_SHIP_FILES = ConfigOption(
+    "yarn.ship-files", str, "",
+    "Semicolon-separated local files or folders copied into the working directory of the "
+    "ApplicationMaster and of every TaskManager container (a folder keeps its name). The job file "
+    "and the local modules it imports are shipped without being listed here.",
+    section="YARN")
+
+YARN_CONTAINER_VCORES = ConfigOption(
+    "yarn.containers.vcores", int, -1,
+    "Virtual cores requested for each TaskManager container. -1: taskmanager.numberOfTaskSlots.",
+    min_value=-1, section="YARN")
+
+YARN_APPMASTER_VCORES = ConfigOption(
+    "yarn.appmaster.vcores", int, 1,
+    "Virtual cores requested for the ApplicationMaster container, which runs the JobManager.",
+    min_value=1, section="YARN")
+
+YARN_MAXIMUM_FAILED_CONTAINERS = ConfigOption(
+    "yarn.maximum-failed-containers", int, 10,
+    "How many TaskManager containers may fail (exit, crash or get killed by YARN; idle "
+    "TaskManagers that pyflow releases do not count) over the life of the application. Each "
+    "failed container is replaced; the failure after the last allowed one fails the jobs that "
+    "wait for slots, with the diagnostics of the failed containers.",
+    min_value=0, section="YARN")
+
+YARN_PROPERTIES_FILE_LOCATION = ConfigOption(
+    "yarn.properties-file.location", str, "",
+    "Folder of the properties file (.yarn-properties-<user>) in which yarn-session records the "
+    "running session, for `pyflow run -t yarn-session`. Empty: the system's temporary folder.",
+    section="YARN")
+
+YARN_STAGING_DIRECTORY = ConfigOption(
+    "yarn.staging-directory", str, "",
+    "Folder on the cluster's file system (a URL: hdfs://namenode:8020/..., file:///...) where the "
+    "client caches what it ships (pyflow, the job's files, the Python environment) under the hash "
+    "of their content, so that a repeated submission uploads nothing new. Empty: "
+    "<fs.defaultFS>/user/<user>/.pyflow, fs.defaultFS from $HADOOP_CONF_DIR/core-site.xml.",
+    section="YARN")
+
+YARN_PYTHON_ENVIRONMENT = ConfigOption(
+    "yarn.python-environment", str, "",
+    "A packed Python environment (a venv-pack or conda-pack archive: .tar.gz, .tgz or .zip; a "
+    "local path or a URL on the cluster's file system) that runs the ApplicationMaster and the "
+    "TaskManagers; YARN unpacks it in each container. Empty: the Python installed on the cluster's "
+    "nodes (python.executable, else python3 on their PATH), which must have pyflow's dependencies. "
+    "pyflow-specific.",
+    section="YARN")
+
+KERBEROS_LOGIN_PRINCIPAL = ConfigOption(
+    "security.kerberos.login.principal", str, "",
+    "Kerberos principal the YARN client (skein) logs in with, together with "
+    "security.kerberos.login.keytab. Empty: the ticket cache (kinit).",
+    section="YARN")
+
+KERBEROS_LOGIN_KEYTAB = ConfigOption(
+    "security.kerberos.login.keytab", str, "",
+    "Keytab file of security.kerberos.login.principal.",
+    section="YARN")
 
 
 #: Every option declared above, by key, in declaration order.

@@ -9,10 +9,23 @@ is its ``host:port``; options ``rest.*``). Every path is also served under ``/v1
   ``GET /jobs/:jobid/plan``, ``/exceptions``, ``/config``, ``/vertices/:vertexid``,
   ``/vertices/:vertexid/subtasks/metrics``
 - TaskManagers: ``GET /taskmanagers``, ``GET /taskmanagers/:taskmanagerid``
+- submission (``submission``): ``POST /jobs`` (multipart: the job graph file of
+  ``job_graph_file`` and artifacts, parsed by ``multipart``), ``GET /jobs/:jobid/execution-result``;
+  its client side is ``client`` (:class:`~pyflow.rest.client.RestClusterClient`)
+- stop and savepoints (``operations``): ``POST /jobs/:jobid/stop`` (a graceful stop that drains),
+  ``POST /jobs/:jobid/savepoints`` (fails: no checkpointing yet), ``GET /jobs/:jobid/savepoints/:triggerid``;
+  trigger ids live in ``operation_cache`` (:class:`~pyflow.rest.operation_cache.OperationCache`)
+- metrics (``metrics_handlers``): ``GET /jobmanager/metrics``, ``/taskmanagers/:taskmanagerid/metrics``,
+  ``/jobs/:jobid/metrics``, ``/jobs/:jobid/vertices/:vertexid/metrics`` and ``/backpressure``,
+  ``/jobs/:jobid/checkpoints`` and ``/checkpoints/config``
+- logs (``logs``): ``GET /jobmanager/logs``, ``/logs/:filename``, ``/log``, ``/stdout``, and the same
+  under ``/taskmanagers/:taskmanagerid`` (asked from the TaskManager over RPC)
+- Web UI (``webui``): ``GET /`` (the page) and ``GET /web/:filename`` (its scripts and styles, from
+  the package folder ``webui/``)
 
 Errors are Flink's ``{"errors": ["..."]}`` with their status (400, 404, 405, 409, 413, 500, 503).
-Not in this release: job submission (jar upload), savepoints, stop-with-savepoint, checkpoints,
-backpressure, logs, the Web UI.
+Not in this release: jar upload (``/jars``), savepoints (their triggers fail honestly), checkpointing
+(the checkpoint statistics are those of a job without checkpoints).
 
 Modules: ``server`` (HTTP, lifecycle), ``router`` (route table, matching; pure), ``handlers``
 (the endpoints), ``snapshots`` (state read on the endpoints' main threads), ``openapi`` (the

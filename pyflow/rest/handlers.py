@@ -21,10 +21,10 @@ from pyflow.rest.errors import BadRequest, NotFound, RestError
 from pyflow.rest.router import Request, Route
 from pyflow.rest.snapshots import ExecutionSnapshot, JobSnapshot, snapshot_job, snapshot_task_managers
 from pyflow.runtime.messages import ExecutionState, JobStatus
+from pyflow.runtime.metrics.names import TASK_METRICS
 
-#: metrics of a subtask that /subtasks/metrics aggregates (numbers in every task's metrics)
-SUBTASK_METRICS = ("numBytesIn", "numBytesOut", "numRecordsIn", "numRecordsOut", "backPressuredTimeMs",
-                   "spilledBytes")
+#: metrics of a subtask that /subtasks/metrics aggregates: every task metric (see pyflow.runtime.metrics)
+SUBTASK_METRICS = tuple(TASK_METRICS)
 AGGREGATIONS = ("min", "max", "avg", "sum", "skew")
 
 
@@ -139,7 +139,7 @@ class RestHandlers:
                 "duration": _ms((v_end or now) - start) if start is not None else -1,
                 "tasks": counts, "metrics": self._vertex_io_metrics(subtasks)})
         return {
-            "jid": job.job_id, "name": job.name, "isStoppable": False, "state": job.state,
+            "jid": job.job_id, "name": job.name, "isStoppable": not job.batch, "state": job.state,
             "job-type": "BATCH" if job.batch else "STREAMING",
             "start-time": _ms(job.start_time), "end-time": end, "duration": duration,
             "maxParallelism": max((v.max_parallelism for v in jm.job_graph.vertices.values()), default=-1),
@@ -195,7 +195,7 @@ class RestHandlers:
         mode = request.query_value("mode")
         if mode not in (None, "cancel"):
             raise BadRequest(f"Unknown mode '{mode}'; PATCH /jobs/:jobid supports mode=cancel only "
-                             "(stop-with-savepoint is not available in this release)")
+                             "(to stop a job gracefully, POST /jobs/:jobid/stop)")
         request.json()  # Flink's cancel takes no body; a body that is not JSON is a malformed request
         jm = self._job_master(request)
         status = jm.status
@@ -216,7 +216,7 @@ class RestHandlers:
             start = e.state_timestamps.get(ExecutionState.DEPLOYING.value)
             end = max(e.state_timestamps.values(), default=None) if ExecutionState(e.state).is_terminal else None
             out.append({"subtask": e.subtask_index, "status": e.state, "attempt": 0, "host": e.host,
-                        "endpoint": _location(e), "taskmanager-id": e.resource_id,
+                        "endpoint": _location(e), "taskmanager-id": e.resource_id, "slot-index": e.slot_index,
                         "start-time": _ms(start), "start_time": _ms(start), "end-time": _ms(end),
                         "duration": _ms((end or now) - start) if start is not None else -1,
                         "metrics": self._vertex_io_metrics([e])})
@@ -338,7 +338,8 @@ class RestHandlers:
                 "write-bytes": total("numBytesOut"), "write-bytes-complete": complete,
                 "read-records": total("numRecordsIn"), "read-records-complete": complete,
                 "write-records": total("numRecordsOut"), "write-records-complete": complete,
-                "accumulated-backpressured-time": total("backPressuredTimeMs")}
+                "accumulated-backpressured-time": total("backPressuredTimeMs"),
+                "accumulated-idle-time": total("idleTimeMs"), "accumulated-busy-time": total("busyTimeMs")}
 
     @staticmethod
     def _plan(jm: Any) -> dict[str, Any]:

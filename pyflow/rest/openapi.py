@@ -36,7 +36,8 @@ _STATE_COUNTS = {"type": "object", "description": "Number of subtasks per execut
 _IO_METRICS = _obj({"read-bytes": _INT, "read-bytes-complete": _BOOL, "write-bytes": _INT,
                     "write-bytes-complete": _BOOL, "read-records": _INT, "read-records-complete": _BOOL,
                     "write-records": _INT, "write-records-complete": _BOOL,
-                    "accumulated-backpressured-time": _INT})
+                    "accumulated-backpressured-time": _INT, "accumulated-idle-time": _INT,
+                    "accumulated-busy-time": _INT})
 _EXCEPTION_ENTRY = _obj({"exceptionName": _STR, "stacktrace": _STR, "timestamp": _INT,
                          "taskName": _NULLABLE_STR, "location": _NULLABLE_STR, "endpoint": _NULLABLE_STR,
                          "taskManagerId": _NULLABLE_STR, "failureLabels": {"type": "object"},
@@ -96,6 +97,8 @@ _SCHEMAS: dict[str, Any] = {
         "subtasks": {"type": "array", "items": _obj({
             "subtask": _INT, "status": _EXECUTION_STATE, "attempt": _INT, "host": _NULLABLE_STR,
             "endpoint": _NULLABLE_STR, "taskmanager-id": _NULLABLE_STR, "start-time": _INT, "start_time": _INT,
+            "slot-index": {"type": "integer", "description": "pyflow: index of the TaskManager slot the subtask "
+                                                             "runs in; -1 before it has one"},
             "end-time": _INT, "duration": _INT, "metrics": _IO_METRICS})}}),
     "AggregatedMetrics": {"type": "array", "items": _obj({
         "id": _STR, "min": _NUM, "max": _NUM, "avg": _NUM, "sum": _NUM, "skew": _NUM}, required=False)},
@@ -155,7 +158,8 @@ _PATHS: dict[str, Any] = {
     "/jobs/{jobid}": {
         "get": _op("Details of a job", "JobDetails", parameters=[_JOBID]),
         "patch": _op("Cancel a job", "Empty", status=202, errors=(409,), parameters=[
-            _JOBID, _query("mode", "Only 'cancel' (the default) is supported")],
+            _JOBID, {**_query("mode", "Only 'cancel' (the default) is supported"),
+                     "schema": {"type": "string", "enum": ["cancel"]}}],
             description="Flink's job cancellation. Takes no body; a body that is not JSON is rejected (400)."),
     },
     "/jobs/{jobid}/plan": {"get": _op("Dataflow plan of a job", "JobPlanInfo", parameters=[_JOBID])},
@@ -176,9 +180,215 @@ _PATHS: dict[str, Any] = {
         "get": _op("Details of a TaskManager", "TaskManagerDetailsInfo", parameters=[_TMID])},
     "/jobmanager/config": {"get": _op("Configuration of the cluster (options set explicitly)",
                                       "ConfigurationInfo")},
+    "/": {"get": {"summary": "The Web UI", "description": (
+        "The Web UI's page (HTML; its scripts read this REST API). Cache-Control: no-cache."),
+        "responses": {"200": {"description": "OK", "content": {"text/html": {"schema": _STR}}}}}},
+    "/web/{filename}": {"get": {
+        "summary": "A file of the Web UI (script, style, icon)",
+        "description": ("Only the files of the UI's package folder are served (anything else is 404). With "
+                        "?v=<the file's current hash>, as the page names them, the answer may be cached forever "
+                        "(immutable); without it, no-cache."),
+        "parameters": [_param("filename", "Name of the file, e.g. app.js"),
+                       _query("v", "Content hash of the file, as the page names it")],
+        "responses": {"200": {"description": "OK", "content": {
+            media: {"schema": _STR} for media in ("text/javascript", "text/css", "image/svg+xml")}},
+            **_errors()}}},
     "/openapi.json": {"get": {"summary": "This OpenAPI document", "responses": {
         "200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
 }
+
+
+# ---- stopping jobs and savepoints (pyflow.rest.operations) ------------------------------------
+
+_TRIGGER_ID_FIELD = {"type": "string", "nullable": True, "pattern": "^[0-9a-f]{32}$",
+                     "description": "A trigger id of the client's choosing (32 hex digits); a repeated "
+                                    "trigger id answers again without triggering anything (idempotent)"}
+_FORMAT_TYPE_FIELD = {"type": "string", "nullable": True, "enum": ["CANONICAL", "NATIVE"],
+                      "description": "Savepoint format; accepted for Flink compatibility"}
+_SCHEMAS.update({
+    "StopWithSavepointRequestBody": {"type": "object", "additionalProperties": False, "properties": {
+        "targetDirectory": {"type": "string", "nullable": True, "description": (
+            "Where the savepoint would go; unused, since no savepoint is taken (no checkpointing yet)")},
+        "drain": {"type": "boolean", "description": (
+            "Flink's drain flag. pyflow's stop always drains (false included): without a savepoint to resume "
+            "from, state left un-flushed would be lost")},
+        "triggerId": _TRIGGER_ID_FIELD, "formatType": _FORMAT_TYPE_FIELD}},
+    "SavepointTriggerRequestBody": {"type": "object", "additionalProperties": False, "properties": {
+        "target-directory": {"type": "string", "nullable": True}, "cancel-job": _BOOL,
+        "triggerId": _TRIGGER_ID_FIELD, "formatType": _FORMAT_TYPE_FIELD}},
+    "TriggerResponse": _obj({"request-id": {"type": "string", "description": "The trigger id to poll"}}),
+    "AsynchronousOperationResult": {"type": "object", "required": ["status"], "properties": {
+        "status": _obj({"id": {"type": "string", "enum": ["IN_PROGRESS", "COMPLETED"]}}),
+        "operation": {"type": "object", "description": (
+            "Present once COMPLETED. A finished stop: location null (no savepoint was taken) and a note "
+            "saying what happened. A failed operation (every savepoint, while pyflow has no checkpointing; "
+            "a stop whose job ended otherwise than FINISHED): failure-cause"), "properties": {
+            "location": {"type": "string", "nullable": True}, "note": _STR,
+            "failure-cause": _obj({"class": _STR, "stack-trace": _STR})}}}},
+})
+
+
+def _operation_trigger(summary: str, body: str, description: str) -> dict[str, Any]:
+    op = _op(summary, "TriggerResponse", status=202, errors=(409, 503), parameters=[_JOBID],
+             description=description)
+    op["responses"]["409"]["description"] = "The job is not RUNNING (a stop: or it runs in BATCH mode)"
+    op["requestBody"] = {"required": False, "content": {"application/json": {"schema": _ref(body)}}}
+    return op
+
+
+_PATHS.update({
+    "/jobs/{jobid}/stop": {"post": _operation_trigger(
+        "Stop a job gracefully", "StopWithSavepointRequestBody",
+        "Every source ends its input as a bounded source does; everything in flight is processed (windows "
+        "and timers fire) and the job ends FINISHED. Poll GET /jobs/{jobid}/savepoints/{triggerid}: the "
+        "operation completes with location null, since no savepoint is taken (no checkpointing yet).")},
+    "/jobs/{jobid}/savepoints": {"post": _operation_trigger(
+        "Trigger a savepoint", "SavepointTriggerRequestBody",
+        "Accepted as in Flink; the operation completes with a failure-cause: savepoints need checkpointing, "
+        "which this release does not have. The job keeps running (with cancel-job too).")},
+    "/jobs/{jobid}/savepoints/{triggerid}": {"get": _op(
+        "Status of a stop or savepoint operation", "AsynchronousOperationResult", parameters=[
+            _JOBID, _param("triggerid", "The request-id a stop or savepoint trigger answered")],
+        description="Completed operations are kept for rest.async.store-duration, then 404.")},
+})
+
+# ---- job submission and job results (pyflow.rest.submission) -----------------------------------
+
+_SCHEMAS.update({
+    "JobSubmitRequestBody": {"type": "object", "required": ["request"], "description": (
+        "multipart/form-data: a field 'request' with JSON, and one file part per file it names (matched by "
+        "the part's filename). The job graph file is pyflow's format (pyflow.rest.job_graph_file): JSON plus "
+        "binary blobs; the JobManager never unpickles user code. Artifacts (the job's Python file) are kept in "
+        "<web.upload.dir>/<job id>/ until the job ends. See docs/rest-submission.md."), "properties": {
+        "request": {"type": "object", "required": ["jobGraphFileName"], "properties": {
+            "jobGraphFileName": {"type": "string", "description": "Filename of the part with the job graph"},
+            "jobArtifactFileNames": {"type": "array", "items": {"oneOf": [
+                _STR, _obj({"entryName": _STR, "fileName": _STR})]}, "description": (
+                "Files stored with the job: a filename, or Flink's {entryName, fileName}")},
+            "jobJarFileNames": {"type": "array", "maxItems": 0, "items": _STR,
+                                "description": "Flink's jar files; must be empty (pyflow runs Python jobs)"}}},
+        "jobGraph": {"type": "string", "format": "binary"},
+        "artifacts": {"type": "array", "items": {"type": "string", "format": "binary"}}}},
+    "JobSubmitResponseBody": _obj({"jobUrl": {"type": "string", "description": "/jobs/<job id>"}}),
+    "JobExecutionResultResponseBody": {"type": "object", "required": ["status"], "properties": {
+        "status": _obj({"id": {"type": "string", "enum": ["IN_PROGRESS", "COMPLETED"]}}),
+        "job-execution-result": {"type": "object", "description": "Present once COMPLETED", "properties": {
+            "id": _STR, "application-status": {"type": "string", "enum": ["SUCCEEDED", "FAILED", "CANCELED",
+                                                                          "UNKNOWN"]},
+            "net-runtime": _INT, "accumulator-results": {"type": "object"},
+            "failure-cause": _obj({"class": _STR, "stack-trace": _STR}),
+            "job-name": _STR,
+            "operator-metrics": {"type": "object", "description": (
+                "Per operator (by node id): name, numRecordsIn, numRecordsOut summed over its subtasks"),
+                "additionalProperties": {"type": "object"}},
+            "vertex-metrics": {"type": "object", "description": (
+                "Per job vertex: name, parallelism, numBytesIn/Out, numRecordsIn/Out"),
+                "additionalProperties": {"type": "object"}},
+            "task-managers": {"type": "array", "items": _STR}}}}},
+})
+
+_submit = _op("Submit a job", "JobSubmitResponseBody", status=202, errors=(409,), description=(
+    "Flink's job submission: multipart/form-data with a 'request' JSON field and the files it names. "
+    "400: malformed multipart, a missing or corrupt job graph file, a bad artifact name; 409: a job with "
+    "that id was submitted before; 413: larger than rest.server.max-content-length."))
+_submit["requestBody"] = {"required": True, "content": {"multipart/form-data": {
+    "schema": _ref("JobSubmitRequestBody")}}}
+_PATHS["/jobs"] = {**_PATHS["/jobs"], "post": _submit}
+_PATHS["/jobs/{jobid}/execution-result"] = {"get": _op(
+    "Result of a job, once it ended", "JobExecutionResultResponseBody", parameters=[_JOBID], description=(
+        "IN_PROGRESS while the job runs; then COMPLETED with Flink's JobExecutionResult (application-status, "
+        "net-runtime, failure-cause with the user's traceback) and pyflow's record counts."))}
+
+
+# ---- metrics, backpressure, checkpoints and logs (pyflow.rest.metrics_handlers, pyflow.rest.logs) ----
+
+_LEVEL = {"type": "string", "enum": ["ok", "low", "high"]}
+_RATIO = {"type": "number", "minimum": 0, "maximum": 1}
+_MINMAXAVG = _obj({"min": _NUM, "max": _NUM, "avg": _NUM, "p50": _NUM, "p90": _NUM, "p95": _NUM, "p99": _NUM,
+                   "p999": _NUM})
+_SCHEMAS.update({
+    "Metrics": {"type": "array", "description": (
+        "Without ?get=: the available metrics ([{id}]); with ?get=a,b: the values of those asked, as strings "
+        "(metrics nobody reports are left out)"), "items": {"type": "object", "required": ["id"], "properties": {
+            "id": _STR, "value": _STR}}},
+    "JobVertexBackPressureInfo": _obj({
+        "status": {"type": "string", "enum": ["ok", "deprecated"]}, "backpressure-level": _LEVEL,
+        "backpressureLevel": {**_LEVEL, "description": "The same as backpressure-level"},
+        "end-timestamp": _INT,
+        "subtasks": {"type": "array", "items": _obj({
+            "subtask": _INT, "attempt-number": _INT, "backpressure-level": _LEVEL,
+            "backpressureLevel": {**_LEVEL, "description": "The same as backpressure-level"},
+            "ratio": _RATIO, "idleRatio": _RATIO, "busyRatio": _RATIO})}}),
+    "CheckpointingStatistics": _obj({
+        "counts": _obj({"restored": _INT, "total": _INT, "in_progress": _INT, "completed": _INT, "failed": _INT}),
+        "summary": _obj({name: _MINMAXAVG for name in ("checkpointed_size", "state_size", "end_to_end_duration",
+                                                       "alignment_buffered", "processed_data", "persisted_data")}),
+        "latest": _obj({name: {"type": "object", "nullable": True}
+                        for name in ("completed", "savepoint", "failed", "restored")}),
+        "history": {"type": "array", "items": {"type": "object"}}}),
+    "LogListInfo": _obj({"logs": {"type": "array", "items": _obj({"name": _STR, "size": _INT, "mtime": _INT})}}),
+})
+
+_GET_METRICS = _query("get", "Comma-separated metric ids; without it, the ids of the available metrics")
+_LOG_BYTES = {"name": "bytes", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1},
+              "description": "Serve at most the file's last N bytes (default 1 MiB, at most 64 MiB); a cut "
+                             "file starts with a line that says so"}
+_FILENAME = _param("filename", "A file name from the log list, without a path (URL-encoded)")
+
+
+def _text_op(summary: str, parameters: list, description: str) -> dict[str, Any]:
+    return {"summary": summary, "description": description, "parameters": parameters, "responses": {
+        "200": {"description": "OK", "content": {"text/plain": {"schema": _STR}}}, **_errors(503)}}
+
+
+_LOG_TEXT = "The file as text/plain. 404 when there is no such file; 503 when the TaskManager does not answer."
+_PATHS.update({
+    "/jobmanager/metrics": {"get": _op("Metrics of the JobManager", "Metrics", parameters=[_GET_METRICS],
+                                       description="numRegisteredTaskManagers, taskSlotsTotal, taskSlotsAvailable, "
+                                                   "numRunningJobs and Status.Process.* of its process.")},
+    "/taskmanagers/{taskmanagerid}/metrics": {"get": _op(
+        "Metrics of a TaskManager", "Metrics", parameters=[_TMID, _GET_METRICS], errors=(503,),
+        description="Status.Process.* of the TaskManager's process, asked from it over RPC.")},
+    "/jobs/{jobid}/metrics": {"get": _op(
+        "Metrics of a job", "Metrics", parameters=[_JOBID, _GET_METRICS],
+        description="numRestarts, uptime, downtime and the checkpoint metrics (this release has no "
+                    "checkpointing: no checkpoints, -1 for the last one's duration and size).")},
+    "/jobs/{jobid}/vertices/{vertexid}/metrics": {"get": _op(
+        "Metrics of the subtasks and operators of a job vertex", "Metrics",
+        parameters=[_JOBID, _VERTEXID, _GET_METRICS],
+        description="Ids are <subtask>.<metric> (task metrics) and <subtask>.<operator>.<metric> (operator "
+                    "metrics; in the operator's name space, '.', ':' and ',' are '_').")},
+    "/jobs/{jobid}/vertices/{vertexid}/backpressure": {"get": _op(
+        "Backpressure of a job vertex", "JobVertexBackPressureInfo", parameters=[_JOBID, _VERTEXID],
+        description="Flink 1.13+: ratio is backPressuredTimeMsPerSecond / 1000 of each running subtask (0 for "
+                    "the others); level ok <= 0.10 < low <= 0.5 < high; the vertex's level is its highest "
+                    "subtask's.")},
+    "/jobs/{jobid}/checkpoints": {"get": _op(
+        "Checkpoint statistics of a job", "CheckpointingStatistics", parameters=[_JOBID],
+        description="This release has no checkpointing: every count is 0, latest is all null, history empty.")},
+    "/jobs/{jobid}/checkpoints/config": {"get": _op(
+        "Checkpoint configuration of a job", "Empty", parameters=[_JOBID],
+        description="404 'Checkpointing is not enabled for this job (<jobid>)', as Flink answers for a job "
+                    "without checkpointing; this release has no checkpointing.")},
+    "/jobmanager/logs": {"get": _op("Log files of the JobManager", "LogListInfo", description=(
+        "The regular files of the JobManager's log directory (its log file's directory) with their size in "
+        "bytes and last modification in ms since the epoch."))},
+    "/jobmanager/logs/{filename}": {"get": _text_op(
+        "A log file of the JobManager", [_FILENAME, _LOG_BYTES],
+        "400 for a name with a path in it. " + _LOG_TEXT)},
+    "/jobmanager/log": {"get": _text_op("The JobManager's log", [_LOG_BYTES], _LOG_TEXT)},
+    "/jobmanager/stdout": {"get": _text_op("The JobManager's stdout", [_LOG_BYTES], (
+        "The .out file next to its log file, which start scripts write; 404 when stdout is not a file."))},
+    "/taskmanagers/{taskmanagerid}/logs": {"get": _op(
+        "Log files of a TaskManager", "LogListInfo", parameters=[_TMID], errors=(503,),
+        description="The regular files of the TaskManager's log directory, asked from it over RPC.")},
+    "/taskmanagers/{taskmanagerid}/logs/{filename}": {"get": _text_op(
+        "A log file of a TaskManager", [_TMID, _FILENAME, _LOG_BYTES], "400 for a name with a path in it. " + _LOG_TEXT)},
+    "/taskmanagers/{taskmanagerid}/log": {"get": _text_op("A TaskManager's log", [_TMID, _LOG_BYTES], _LOG_TEXT)},
+    "/taskmanagers/{taskmanagerid}/stdout": {"get": _text_op("A TaskManager's stdout", [_TMID, _LOG_BYTES], (
+        "The .out file next to its log file, which start scripts write; 404 when stdout is not a file (an "
+        "embedded cluster's TaskManagers print to the program's console)."))},
+})
 
 
 def openapi_document() -> dict[str, Any]:
@@ -189,8 +399,10 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.0.3",
         "info": {"title": "pyflow JobManager REST API", "version": __version__,
                  "description": "Apache Flink's REST API paths and JSON shapes, served by pyflow's JobManager. "
-                                "Not yet available: job submission (jar upload), savepoints, "
-                                "stop-with-savepoint, checkpoints, backpressure, logs, the Web UI."},
+                                "Not yet available: jar upload (/jars; jobs are submitted as job graphs with "
+                                "POST /jobs), savepoints (their triggers answer "
+                                "with a failure-cause), checkpointing (GET /jobs/{jobid}/checkpoints shows a job "
+                                "without checkpoints)."},
         "servers": [{"url": "/"}, {"url": "/v1"}],
         "paths": _PATHS,
         "components": {"schemas": _SCHEMAS},

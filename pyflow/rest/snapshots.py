@@ -35,6 +35,8 @@ class ExecutionSnapshot:
     metrics: dict[str, Any]
     error: str
     failure_type: str
+    #: index of the TaskManager slot the subtask runs in (-1 before it has one)
+    slot_index: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,11 @@ class JobSnapshot:
     failures: list[ExecutionSnapshot] = field(default_factory=list)
 
 
+def _slot_index(jm: Any, allocation_id: str) -> int:
+    offered = jm.slot_pool.get(allocation_id) if allocation_id else None
+    return offered[1] if offered is not None else -1
+
+
 def snapshot_job(jm: Any) -> JobSnapshot:
     """The JobMaster's state, read on its main thread (or directly once it ended)."""
     def collect() -> JobSnapshot:
@@ -63,7 +70,7 @@ def snapshot_job(jm: Any) -> JobSnapshot:
                 execution_id=e.execution_id, state=e.state.value, state_timestamps=dict(e.state_timestamps),
                 resource_id=loc.resource_id if loc else None, host=loc.data_host if loc else None,
                 data_port=loc.data_port if loc else None, metrics=dict(e.metrics), error=e.error,
-                failure_type=e.failure_type)
+                failure_type=e.failure_type, slot_index=_slot_index(jm, e.allocation_id))
         result = jm.result
         return JobSnapshot(
             job_id=jm.job_id, name=jm.job_graph.job_name, state=jm.status.value, batch=jm.batch,

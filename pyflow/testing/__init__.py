@@ -11,6 +11,8 @@
             ...
             env.execute()
 
+``wait_for(predicate, timeout, what)`` polls until a condition holds (or fails naming it).
+
 The cluster is real: TaskManagers are separate processes, data crosses real sockets. Its
 heartbeats are faster than production defaults so that failures show within seconds.
 """
@@ -20,7 +22,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from typing import Any, Iterator
+import time
+from typing import Any, Callable, Iterator
 
 import psutil
 
@@ -77,3 +80,18 @@ def child_processes(pid: int | None = None) -> list[psutil.Process]:
 def task_manager_pids(cluster) -> dict[str, int]:
     """Resource id -> pid of every TaskManager that ever registered with the cluster."""
     return {rid: reg.pid for rid, reg in cluster.jobmanager.rm.history.items()}
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "the condition", *,
+             interval: float = 0.1, context: Callable[[], str] | None = None) -> Any:
+    """``predicate()``'s first true value, polled every ``interval`` seconds; AssertionError after
+    ``timeout`` seconds, naming ``what`` (and ``context()``, e.g. the state that was last seen)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            extra = f"; {context()}" if context is not None else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{extra}")
+        time.sleep(interval)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 
 from pyflow.rest.router import Route
 from pyflow.rest.server import RestServer, Status
-from pyflow.testing import test_cluster
+from pyflow.testing import test_cluster, wait_for
 
 MAX_CONTENT_LENGTH = 4096
 
@@ -38,14 +37,6 @@ def get(address: str, path: str) -> Any:
     return body
 
 
-def wait_for(predicate, timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +146,7 @@ def test_job_endpoints_answer_with_flinks_shapes(rest, running_job, prefix):
     (subtask,) = vertex["subtasks"]
     assert subtask["status"] == "RUNNING" and subtask["host"] == "127.0.0.1"
     assert isinstance(subtask["taskmanager-id"], str) and subtask["metrics"]["write-records"] > 0
+    assert subtask["slot-index"] == 0  # the TaskManagers of the test cluster have one slot each
 
     names = get(rest, f"{prefix}/jobs/{jid}/vertices/{source['id']}/subtasks/metrics")
     assert {"id": "numRecordsOut"} in names
@@ -241,7 +233,7 @@ def _bad_requests(jid: str, vid: str) -> list[tuple[str, str, bytes | None, int,
         ("GET", "/taskmanagers/tm-nosuchtm", None, 404, "tm-nosuchtm"),
         ("GET", "/no/such/path", None, 404, "/no/such/path"),
         ("GET", "/v2/overview", None, 404, "/v2/overview"),
-        ("POST", "/jobs", b"{}", 405, "POST"),
+        ("PUT", "/jobs", b"{}", 405, "PUT"),
         ("DELETE", "/overview", None, 405, "DELETE"),
         ("PUT", f"/jobs/{jid}", b"{}", 405, "PUT"),
         ("BREW", "/config", None, 405, "BREW"),

@@ -4,19 +4,30 @@ It starts one gRPC server that hosts the ResourceManager service and routes JobM
 the JobMaster of each job, one REST server (``pyflow.rest``; ``rest_address``), and one I/O pool
 for every outgoing call. An embedded JobManager (``jobmanager.rpc.port`` 0) takes any free REST port
 too. ``close()`` stops the REST server, cancels running jobs, stops every TaskManager the
-ResourceDriver started, and stops the RPC server.
+ResourceDriver started, and stops the RPC server. ``DELETE /cluster`` calls
+``request_shutdown()``: the owner's ``on_shutdown_request`` if it set one (a process entry point
+ends its main loop and closes from its own thread), else ``close()``.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 from pyflow.config import Configuration, JobManagerConfiguration, options
 from pyflow.rest import RestHandlers, RestServer, RestServerConfiguration
+from pyflow.rest.logs import LogHandlers
+from pyflow.rest.metrics_handlers import MetricsHandlers
+from pyflow.rest.operations import OperationHandlers
+from pyflow.rest.submission import JobSubmissionHandlers
+from pyflow.rest.webui import WebUI
 from pyflow.runtime.jobmanager.dispatcher import Dispatcher
 from pyflow.runtime.jobmanager.resourcemanager.driver import ResourceDriver
 from pyflow.runtime.jobmanager.resourcemanager.resource_manager import ResourceManager
+from pyflow.runtime.metrics.prometheus import PrometheusReporter, start_prometheus_reporter
+from pyflow.runtime.metrics.scopes import jobmanager_collector
 from pyflow.runtime.rpc.gateways import TaskExecutorGateways
 from pyflow.runtime.rpc.server import add_job_master_router, add_resource_manager, start_server
 
@@ -42,7 +53,12 @@ class JobManager:
         self.rest: RestServer | None = None
         #: ``host:port`` of the REST endpoint, once started
         self.rest_address = ""
+        #: the Prometheus reporter (metrics.reporter.prom.*), if configured
+        self.metrics_reporter: PrometheusReporter | None = None
         self._closed = False
+        self._close_lock = threading.Lock()
+        #: what DELETE /cluster asks for; None: close() at once
+        self.on_shutdown_request: Callable[[], None] | None = None
 
     def start(self) -> "JobManager":
         def register(server) -> None:
@@ -57,6 +73,8 @@ class JobManager:
         self.rm.start(self.address)
         try:
             self._start_rest()
+            self.metrics_reporter = start_prometheus_reporter(
+                self.conf, jobmanager_collector(self.dispatcher, self.rm), "JobManager")
         except Exception:
             self.close()  # undo the partial start: no TaskManager or server is left behind
             raise
@@ -74,15 +92,31 @@ class JobManager:
         """Every REST route of this JobManager; each handler module contributes its own list."""
         return [
             *RestHandlers(dispatcher=self.dispatcher, resource_manager=self.rm, conf=self.conf,
-                          shutdown=self.close).routes(),
+                          shutdown=self.request_shutdown).routes(),
+            *WebUI().routes(),
+            *MetricsHandlers(dispatcher=self.dispatcher, resource_manager=self.rm).routes(),
+            *LogHandlers(resource_manager=self.rm, conf=self.conf).routes(),
+            *OperationHandlers(dispatcher=self.dispatcher, conf=self.conf).routes(),
+            *JobSubmissionHandlers(dispatcher=self.dispatcher, conf=self.conf).routes(),
         ]
 
+    def request_shutdown(self) -> None:
+        (self.on_shutdown_request or self.close)()
+
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        """Idempotent; a second caller (DELETE /cluster on a REST thread, and the owner) waits
+        until the first has finished closing."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._close()
+
+    def _close(self) -> None:
         if self.rest is not None:
             self.rest.close()
+        if self.metrics_reporter is not None:
+            self.metrics_reporter.close()
         if self.dispatcher is not None:
             self.dispatcher.close()
         self.rm.close()
