@@ -11,7 +11,10 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Callable, Union
+
+from pyflow.config.options import format_duration
 
 # ---- events ----------------------------------------------------------------------------------
 
@@ -217,7 +220,7 @@ class SlotManager:
         granted = r.requested - r.missing
         return (
             f"Could not acquire the slots the job needs within slot.request.timeout "
-            f"({self.slot_request_timeout_s:.0f} s): it needs {r.requested} slots and got {granted}; the "
+            f"({format_duration(timedelta(seconds=self.slot_request_timeout_s))}): it needs {r.requested} slots and got {granted}; the "
             f"cluster has {self.total_slots} slots in {len(self.task_managers)} TaskManagers, "
             f"{self.free_slots} free. Start more TaskManagers, raise taskmanager.numberOfTaskSlots, "
             f"or lower the job's parallelism"
