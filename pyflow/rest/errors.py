@@ -24,6 +24,10 @@ class BadRequest(RestError):
     status = 400
 
 
+class Forbidden(RestError):
+    status = 403
+
+
 class NotFound(RestError):
     status = 404
 

@@ -124,12 +124,14 @@ _TMID = _param("taskmanagerid", "Resource id of the TaskManager")
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "Malformed request (query string or JSON body)", 404: "Unknown path, job, vertex or TaskManager",
+    text = {400: "Malformed request (query string or JSON body)",
+            403: "A browser's cross-origin request that would change the cluster (any method but GET and HEAD)",
+            404: "Unknown path, job, vertex or TaskManager",
             405: "Method not allowed on this path", 409: "The job already reached another terminal state",
             413: "Request body larger than rest.server.max-content-length", 500: "Internal server error",
             503: "The cluster did not answer in time"}
     out = {str(c): {"description": text[c], "content": {"application/json": {"schema": _ref("Errors")}}}
-           for c in sorted({400, 404, 405, 413, 500, *codes})}
+           for c in sorted({400, 403, 404, 405, 413, 500, *codes})}
     return out
 
 

@@ -24,8 +24,9 @@ import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
-from pyflow.rest.errors import BadRequest, MethodNotAllowed, PayloadTooLarge, RestError
+from pyflow.rest.errors import BadRequest, Forbidden, MethodNotAllowed, PayloadTooLarge, RestError
 from pyflow.rest.openapi import openapi_document
 from pyflow.rest.router import RawResponse, Route, Router
 
@@ -58,6 +59,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         rest = self.server.rest
         try:
+            self._refuse_cross_origin_changes()
             body = self._read_body(rest.max_content_length)
             route, request = rest.router.request(self.command, self.path, body, dict(self.headers.items()))
             status, payload = route.status, route.handler(request)
@@ -74,6 +76,22 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(500, {"errors": [f"Internal server error: {type(e).__name__}: {e}"]})
             return
         self._send(status, payload)
+
+    def _refuse_cross_origin_changes(self) -> None:
+        """A web page the user visits can make the browser POST (or PATCH, DELETE) to this server,
+        even on 127.0.0.1, without asking first: a submitted job runs its code. Browsers name the
+        page's origin in ``Origin``; a request from another origin may read nothing here, and may
+        change nothing. Clients that are not browsers (the CLI, curl) send no ``Origin``, and the
+        Web UI's own requests come from this very origin."""
+        origin = self.headers.get("Origin")
+        if origin is None or self.command in ("GET", "HEAD"):
+            return
+        host = (self.headers.get("Host") or "").lower()
+        if urlsplit(origin).netloc.lower() != host or not host:
+            self.close_connection = True
+            raise Forbidden(f"Cross-origin {self.command} from {origin} refused: only pages served by this "
+                            f"REST endpoint ({host or 'no Host header'}) and clients that are not browsers may "
+                            f"change the cluster")
 
     def _read_body(self, limit: int) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():

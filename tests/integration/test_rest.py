@@ -282,3 +282,23 @@ def test_delete_cluster_shuts_the_cluster_down():
         wait_for(lambda: cluster.jobmanager.dispatcher._closed.is_set(), what="the Dispatcher to close")
         with pytest.raises((urllib.error.URLError, ConnectionError)):
             urllib.request.urlopen(f"http://{rest}/overview", timeout=2)
+
+
+def test_a_web_page_of_another_origin_can_change_nothing(cluster, rest):
+    """A page the user visits may make the browser send POST/PATCH/DELETE to 127.0.0.1 without
+    asking first; the browser names the page in ``Origin``, and such a request is refused."""
+    client = start_unbounded_job(cluster, "cross-origin target")
+    path = f"/jobs/{client.job_id}"
+    wait_for(lambda: get(rest, path)["state"] == "RUNNING", what="the job to run")
+    for origin in ("http://evil.example", "null", f"http://{rest}.evil.example"):
+        for method, target, body in (("PATCH", path, None), ("POST", f"{path}/stop", b"{}"),
+                                     ("POST", "/jobs", b"--x--"), ("DELETE", "/cluster", None)):
+            status, answer = call(rest, method, target, body, {"Origin": origin})
+            assert status == 403, (origin, method, target, answer)
+            assert "Cross-origin" in answer["errors"][0]
+    assert get(rest, path)["state"] == "RUNNING" and get(rest, "/overview")["jobs-running"] >= 1
+    # reading is harmless: a GET from another origin is answered (the browser keeps it from the page)
+    assert call(rest, "GET", path, headers={"Origin": "http://evil.example"})[0] == 200
+    # the Web UI's own requests come from this very origin
+    assert call(rest, "PATCH", path, headers={"Origin": f"http://{rest}"}) == (202, {})
+    wait_for(lambda: get(rest, path)["state"] == "CANCELED", what="the job to be cancelled")
