@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from pyflow.errors import RpcTimeout
 from pyflow.rest.errors import BadRequest, Forbidden, MethodNotAllowed, PayloadTooLarge, RestError
 from pyflow.rest.openapi import openapi_document
 from pyflow.rest.router import RawResponse, Route, Router
@@ -63,6 +64,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             body = self._read_body(rest.max_content_length)
             route, request = rest.router.request(self.command, self.path, body, dict(self.headers.items()))
             status, payload = route.status, route.handler(request)
+        except RpcTimeout as e:  # the endpoint's main thread is busy: the client may retry
+            self._send(503, {"errors": [f"{e}; try again"]})
+            return
         except RestError as e:
             if e.status >= 500:
                 logger.warning("REST %s %s: %s", self.command, self.path, e)

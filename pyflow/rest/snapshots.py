@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyflow.errors import RpcTimeout
-from pyflow.rest.errors import ServiceUnavailable
 
 #: how long a REST request waits for an endpoint's main thread
 CALL_TIMEOUT_S = 10.0
@@ -120,13 +118,7 @@ def snapshot_task_managers(rm: Any) -> list[TaskManagerSnapshot]:
 
 
 def _call(endpoint: Any, collect: Any) -> Any:
-    try:
-        return endpoint.call(collect, timeout=CALL_TIMEOUT_S)
-    except RpcTimeout as e:
-        raise ServiceUnavailable(f"{e}; try again") from None
-    except RuntimeError:
-        # a JobMaster whose job ended is closed, and its state is final: read it directly
-        future = getattr(endpoint, "result_future", None)
-        if future is not None and future.done():
-            return collect()
-        raise
+    """``collect`` on the endpoint's main thread (a JobMaster's state is read directly once its
+    job ended and its thread closed); a busy endpoint answers 503 through the server."""
+    call = getattr(endpoint, "call_or_ended", endpoint.call)
+    return call(collect, timeout=CALL_TIMEOUT_S)

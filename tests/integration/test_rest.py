@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from pyflow.errors import RpcTimeout
+
 from pyflow.rest.router import Route
 from pyflow.rest.server import RestServer, Status
 from pyflow.testing import test_cluster, wait_for
@@ -271,6 +273,15 @@ def test_a_bug_in_a_handler_answers_500_with_its_text_and_the_server_goes_on():
         assert call(server.address, "GET", "/v1/fine") == (200, {"ok": 1})
     assert server.status is Status.CLOSED
     server.close()  # idempotent
+
+
+def test_a_busy_endpoint_answers_503_and_the_client_may_retry():
+    def busy(request):
+        raise RpcTimeout("JobMaster did not answer within 10 s")
+
+    with RestServer([Route("GET", "/busy", busy, "Busy")], bind_address="127.0.0.1", bind_ports=(0,)) as server:
+        assert call(server.address, "GET", "/busy") == (
+            503, {"errors": ["JobMaster did not answer within 10 s; try again"]})
 
 
 def test_delete_cluster_shuts_the_cluster_down():

@@ -132,7 +132,7 @@ class JobMaster(RpcEndpoint):
 
     def cancel(self) -> None:
         """Start cancelling; returns once the job is CANCELLING (or already ended)."""
-        self._call_or_ended(self._cancel)
+        self.call_or_ended(self._cancel)
 
     def _cancel(self) -> None:
         if self.status.is_globally_terminal or self.status in (JobStatus.CANCELLING, JobStatus.FAILING):
@@ -146,7 +146,7 @@ class JobMaster(RpcEndpoint):
     def stop(self) -> None:
         """Start a graceful stop; ``result_future`` tells how the job ended (FINISHED once drained).
         Idempotent. Raises JobStateError unless the job is RUNNING in STREAMING mode."""
-        self._call_or_ended(self._stop)
+        self.call_or_ended(self._stop)
 
     def _stop(self) -> None:
         self._require_running("be stopped")
@@ -185,7 +185,7 @@ class JobMaster(RpcEndpoint):
         which this release does not have; the job keeps running (and is not cancelled, since
         ``cancel_job`` cancels only after a savepoint succeeded). Raises JobStateError unless the
         job is RUNNING."""
-        return self._call_or_ended(self._trigger_savepoint, target_directory, cancel_job)
+        return self.call_or_ended(self._trigger_savepoint, target_directory, cancel_job)
 
     def _trigger_savepoint(self, target_directory: str | None, cancel_job: bool) -> Future:
         self._require_running("take a savepoint")
@@ -209,11 +209,12 @@ class JobMaster(RpcEndpoint):
         raise JobStateError(f"Job {self.job_id} cannot {what}: it is {self.status.value}, not RUNNING"
                             + ("; try again once it runs" if self.status is JobStatus.CREATED else ""))
 
-    def _call_or_ended(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def call_or_ended(self, fn: Callable[..., Any], *args: Any, timeout: float = 30.0) -> Any:
         """``fn`` on the main thread; once the job ended that thread is closed, but the state is
-        final, so ``fn`` reads it directly (and refuses)."""
+        final, so ``fn`` reads it directly (and refuses what needs a running job). RpcTimeout when
+        the main thread does not answer within ``timeout`` seconds."""
         try:
-            return self.call(fn, *args)
+            return self.call(fn, *args, timeout=timeout)
         except RuntimeError:
             if not self.result_future.done():
                 raise
@@ -493,7 +494,7 @@ class JobMaster(RpcEndpoint):
             return job_status_metrics(self.status.value, self.status_timestamps, now_s=self.clock(),
                                       num_restarts=self.num_restarts)
 
-        return self._call_or_ended(collect)
+        return self.call_or_ended(collect)
 
     def details(self) -> dict[str, Any]:
         """A snapshot of the job for clients (status, per-vertex tasks and metrics)."""
@@ -508,9 +509,7 @@ class JobMaster(RpcEndpoint):
                 "failure": self.failure_cause,
             }
 
-        if self.status.is_globally_terminal:
-            return collect()  # ended: nothing changes any more, and the endpoint may be closed
-        return self.call(collect)
+        return self.call_or_ended(collect)
 
 
 def new_job_id() -> str:
