@@ -19,8 +19,6 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
-from pyflow.runtime.operators.source_stop import SourceStop
-
 
 class Output:
     """Where an operator sends its batches, and its watermarks (in order with the batches)."""
@@ -72,8 +70,9 @@ class OperatorContext:
     #: bytes of managed memory of this task's slot (the TaskManager's managed memory / its slots)
     managed_memory: int = 0
     cancelled: threading.Event = field(default_factory=threading.Event)
-    #: a graceful stop of a source: it ends its input as a bounded source does (see source_stop)
-    stop: SourceStop = field(default_factory=SourceStop)
+    #: a graceful stop of a source (set by any thread): the source checks it between rows of user
+    #: code and between batches, and returns from ``run()`` as a bounded source whose input ended
+    stop: threading.Event = field(default_factory=threading.Event)
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     # set by the task for sources: called with the number of input bytes read so far
     report_progress: Callable[[int, int], None] | None = None

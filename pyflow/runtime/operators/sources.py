@@ -1,9 +1,11 @@
 """Source operators: collections, number sequences, generators (bounded or not), files.
 
 Every source emits batches of at most ``execution.batch-size`` rows and checks for cancellation
-and for a graceful stop (``ctx.stop``, see :mod:`~pyflow.runtime.operators.source_stop`) between
-batches: a stopped source returns from ``run()`` as if its input had ended. Parallel sources split
-their input deterministically over the subtasks.
+and for a graceful stop (``ctx.stop``, an Event the task sets) between batches; a source that calls
+a user function per row (the generator source) checks the stop before every row too, so one whose
+function sleeps stops within about one row's time. A stopped source emits the rows it made and
+returns from ``run()`` as if its input had ended (the task then emits the final MAX watermark and
+end-of-partition). Parallel sources split their input deterministically over the subtasks.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import pyarrow as pa
 
 from pyflow.runtime import fileio, records
 from pyflow.runtime.operators.base import SourceOperator
-from pyflow.runtime.operators.source_stop import SourceStopped
 
 
 class CollectionSource(SourceOperator):
@@ -30,7 +31,7 @@ class CollectionSource(SourceOperator):
     def run(self) -> None:
         size = self.ctx.batch_size
         for start in range(0, len(self.items), size):
-            if self.ctx.cancelled.is_set() or self.ctx.stop.requested.is_set():
+            if self.ctx.cancelled.is_set() or self.ctx.stop.is_set():
                 return
             self.output.collect(records.rows_to_batch(self.items[start:start + size], self.output_schema))
             self.ctx.tick()
@@ -54,7 +55,7 @@ class SequenceSource(SourceOperator):
         size = self.ctx.batch_size
         schema = records.with_row_kind(pa.schema([("value", pa.int64())]), records.SCALAR)
         for start in range(lo, hi, size):
-            if self.ctx.cancelled.is_set() or self.ctx.stop.requested.is_set():
+            if self.ctx.cancelled.is_set() or self.ctx.stop.is_set():
                 return
             values = pa.array(np.arange(start, min(start + size, hi), dtype=np.int64))
             self.output.collect(pa.RecordBatch.from_arrays([values], schema=schema))
@@ -92,8 +93,8 @@ class GeneratorSource(SourceOperator):
         adaptive = self.count is None
         size = 64 if adaptive else self.ctx.batch_size
         target_s = max(self.ctx.buffer_timeout_ms, 1.0) / 1000.0
-        source_stop = self.ctx.stop
-        while not self.ctx.cancelled.is_set() and not source_stop.requested.is_set():
+        stopped = self.ctx.stop.is_set
+        while not self.ctx.cancelled.is_set() and not stopped():
             if self.count is not None and index >= self.count:
                 return
             batch_rows = size
@@ -104,21 +105,16 @@ class GeneratorSource(SourceOperator):
                     self.ctx.cancelled.wait(interval_s)
                     continue
                 batch_rows = min(size, allowed)
-            stop = index + batch_rows * p if self.count is None else min(index + batch_rows * p, self.count)
-            indices = range(index, stop, p)
+            end = index + batch_rows * p if self.count is None else min(index + batch_rows * p, self.count)
             rows: list[Any] = []
-            interrupted = False
-            # a graceful stop may interrupt fn (it may sleep); the rows made so far are emitted
-            source_stop.enter_user_code()
-            try:
-                try:
-                    rows.extend(map(fn, indices))
-                finally:
-                    source_stop.leave_user_code()
-            except SourceStopped:
-                source_stop.leave_user_code()
-                interrupted = True
-            index = stop if stop > index else index + p
+            append = rows.append
+            # fn may be slow (it may sleep): a stop is checked before every row; the rows made
+            # before it are emitted, then the loop ends
+            for n in range(index, end, p):
+                if stopped():
+                    break
+                append(fn(n))
+            index = end if end > index else index + p
             produced += len(rows)
             if rows:
                 t0 = time.monotonic()
@@ -128,8 +124,6 @@ class GeneratorSource(SourceOperator):
                     elapsed = time.monotonic() - t0
                     scaled = int(len(rows) * target_s / elapsed) if elapsed > 0 else self.ctx.batch_size
                     size = max(1, min(self.ctx.batch_size, scaled, size * 2))
-            if interrupted:
-                return
 
 
 class FileSourceOperator(SourceOperator):
@@ -157,7 +151,7 @@ class FileSourceOperator(SourceOperator):
         self.progress = (0, total)
         for batch in reader.batches():
             self.progress = (reader.bytes_read, total)
-            if self.ctx.cancelled.is_set() or self.ctx.stop.requested.is_set():
+            if self.ctx.cancelled.is_set() or self.ctx.stop.is_set():
                 return
             if batch.num_rows:
                 self.output.collect(batch)

@@ -10,8 +10,8 @@ a function call into the next operator, a network output writes into a result pa
 
 A source task can be *stopped* (``stop()``, the JobMaster's graceful stop of a job): its source
 ends its input as a bounded source ends, the task emits the final MAX watermark and
-end-of-partition, and finishes; its consumers drain and finish too. A source blocked in user code
-is interrupted there (see :mod:`pyflow.runtime.operators.source_stop`), never while it emits.
+end-of-partition, and finishes; its consumers drain and finish too. The stop is cooperative: the
+source checks it between rows of user code and between batches (nothing is raised into its thread).
 """
 
 from __future__ import annotations
@@ -39,15 +39,12 @@ from pyflow.runtime.network import (
 from pyflow.runtime.watermark_valve import WatermarkValve
 from pyflow.runtime.network.partitioners import partitioner_from_spec
 from pyflow.runtime.operators.base import OperatorContext, OperatorMetrics, Output, SourceOperator, StreamOperator
-from pyflow.runtime.operators.source_stop import SourceStop, SourceStopped
 from pyflow.runtime.operators.sources import source_progress_metrics
 
 logger = logging.getLogger(__name__)
 
 #: how long a cancelled task may take to stop on its own before its thread is interrupted
 CANCELLATION_INTERVAL_S = 0.5
-#: how long a stopped source may take to reach its next batch before its user code is interrupted
-STOP_INTERRUPT_DELAY_S = 0.5
 
 
 class ChainedOutput(Output):
@@ -185,9 +182,8 @@ class Task:
         self.resource_id = resource_id
         self.state = ExecutionState.DEPLOYING
         self.cancelled = _CancellationEvent()
-        #: a graceful stop of this task's source (source tasks only)
-        self.source_stop = SourceStop()
-        self._source_done = threading.Event()
+        #: a graceful stop of this task's source (source tasks only): its ``ctx.stop``
+        self.source_stop = threading.Event()
         self.operators: dict[int, StreamOperator] = {}
         self.partitions: list[ResultPartition] = []
         self.gate: InputGate | None = None
@@ -244,27 +240,17 @@ class Task:
     def stop(self) -> bool:
         """Graceful stop (Flink's stop-with-savepoint --drain, without the savepoint): the source
         ends its input as a bounded source ends, so all it emitted is processed and the job drains.
-        Returns False for a task that is not a source (there is nothing to stop)."""
+        The source sees the request at its next row of user code or its next batch (cooperative:
+        nothing is raised into the task thread, so a stop never races a cancellation's
+        CancelTaskError nor lands inside user code). Returns False for a task that is not a source
+        (there is nothing to stop)."""
         if not self.tdd.is_source:
             return False
-        if self.state.is_terminal or self.cancelled.is_set() or self.source_stop.requested.is_set():
+        if self.state.is_terminal or self.cancelled.is_set() or self.source_stop.is_set():
             return True
         logger.info("Stopping source task %s (%s): its input ends here", self.tdd.task_name, self.execution_id)
-        self.source_stop.request()
-        threading.Thread(target=self._interrupt_source_until_stopped, name=f"stopper {self.execution_id}",
-                         daemon=True).start()
+        self.source_stop.set()
         return True
-
-    def _interrupt_source_until_stopped(self) -> None:
-        """A stopped source checks between batches; one still busy in its user code after
-        STOP_INTERRUPT_DELAY_S (a generator that sleeps) is interrupted there, once."""
-        while not self._source_done.wait(STOP_INTERRUPT_DELAY_S):
-            if not self.thread.is_alive() or self.cancelled.is_set():
-                return
-            if self.source_stop.interrupt():
-                logger.info("Source task %s (%s) was busy in user code; interrupted it to stop",
-                            self.tdd.task_name, self.execution_id)
-                return
 
     # ------------------------------------------------------------------------------------------
 
@@ -428,7 +414,7 @@ class Task:
     def _invoke(self) -> None:
         head = self.operators[self.tdd.operators[0].node_id]
         if isinstance(head, SourceOperator):
-            self._run_source(head)
+            head.run()  # returns when its input ended, or early once stopped
             if self.cancelled.is_set():
                 raise CancelTaskError()
             # a finished source ends event time: everything downstream may fire (Flink does so)
@@ -439,21 +425,6 @@ class Task:
         # the input ended: let every operator of the chain emit what it held back, upstream first
         for op_info in self.tdd.operators:
             self.operators[op_info.node_id].end_input()
-
-    def _run_source(self, head: SourceOperator) -> None:
-        """``head.run()``; a stop that interrupted it ends its input like a return does. Once this
-        returns no stop interruption is pending, so what follows (MAX watermark, end of input)
-        cannot be cut short: at most one interruption is ever raised, and leave_user_code clears
-        one that was not delivered."""
-        try:
-            try:
-                head.run()
-            finally:
-                self.source_stop.leave_user_code()
-        except SourceStopped:
-            self.source_stop.leave_user_code()
-        finally:
-            self._source_done.set()
 
     def _consume_input(self, head: StreamOperator) -> None:
         gate = self.gate
