@@ -118,8 +118,6 @@ def cli(jobmanager_memory: str | None, taskmanager_memory: str | None, slots: in
 
 def _attached(descriptor, conf, application_id: str, echo: Callable[[str], None]) -> int:
     """Wait for `stop`/`quit` on stdin or the end of the application."""
-    from pyflow.deploy.yarn import session as properties
-
     echo("Type 'stop' (or 'quit') to stop the session; end of input (Ctrl-D) leaves it running.")
     lines: queue.Queue[str | None] = queue.Queue()
 
@@ -130,32 +128,40 @@ def _attached(descriptor, conf, application_id: str, echo: Callable[[str], None]
 
     threading.Thread(target=read, name="yarn-session-stdin", daemon=True).start()
     try:
-        while True:
-            try:
-                line = lines.get(timeout=1.0)
-            except queue.Empty:
-                report = descriptor.report(application_id)
-                if report.terminal:
-                    properties.remove_properties(conf, application_id)
-                    echo(f"YARN session {application_id} ended {report.final_status}: {report.diagnostics.strip()}")
-                    return 0 if report.final_status == "SUCCEEDED" else 1
-                continue
-            if line is None:
-                echo(f"Detached; the session keeps running (yarn-session -id {application_id} stop stops it).")
-                return 0
-            if line.lower() in ("stop", "quit"):
-                report = descriptor.stop_session(application_id)
-                properties.remove_properties(conf, application_id)
-                echo(f"YARN session {application_id} ended {report.final_status}: {report.diagnostics.strip()}")
-                return 0
-            if line:
-                echo(f"Unknown command '{line}'; type 'stop' to stop the session.")
+        with descriptor.client() as yarn:  # one YARN client (and skein driver) for the whole wait
+            return _attached_loop(descriptor, yarn, conf, application_id, lines, echo)
     except KeyboardInterrupt:
         echo(f"Interrupted; the session keeps running (yarn-session -id {application_id} stop stops it).")
         return 130
     except PyflowError as e:
         echo(f"Error: {e}")
         return 1
+
+
+def _attached_loop(descriptor, yarn, conf, application_id: str, lines: "queue.Queue[str | None]",
+                   echo: Callable[[str], None]) -> int:
+    from pyflow.deploy.yarn import session as properties
+
+    while True:
+        try:
+            line = lines.get(timeout=1.0)
+        except queue.Empty:
+            report = yarn.report(application_id)
+            if report.terminal:
+                properties.remove_properties(conf, application_id)
+                echo(f"YARN session {application_id} ended {report.final_status}: {report.diagnostics.strip()}")
+                return 0 if report.final_status == "SUCCEEDED" else 1
+            continue
+        if line is None:
+            echo(f"Detached; the session keeps running (yarn-session -id {application_id} stop stops it).")
+            return 0
+        if line.lower() in ("stop", "quit"):
+            report = descriptor.stop_session(application_id, yarn=yarn)
+            properties.remove_properties(conf, application_id)
+            echo(f"YARN session {application_id} ended {report.final_status}: {report.diagnostics.strip()}")
+            return 0
+        if line:
+            echo(f"Unknown command '{line}'; type 'stop' to stop the session.")
 
 
 def main() -> None:

@@ -50,10 +50,17 @@ def jobs(tmp_path_factory) -> Path:
                 raise ValueError("bad record 100")
             return x
 
+        def parity(x):  # a key selector defined in the job file (__main__ where the client runs it)
+            return x % 2
+
         parallelism = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 1
         env = StreamExecutionEnvironment.get_execution_environment()
         env.set_parallelism(parallelism)
-        env.from_collection(list(range(100))).map(helper.double).map(check).filter(lambda x: x < 0).print()
+        doubled = env.from_collection(list(range(100))).map(helper.double).map(check)
+        doubled.filter(lambda x: x < 0).print()
+        # keyed aggregations: key selectors are live objects in the job graph, shipped as user code
+        doubled.key_by(lambda x: x % 3).reduce(lambda a, b: a + b).key_by(parity).reduce(max) \
+            .filter(lambda x: x < 0).print()
         print("RESULT", env.execute(f"yarn test p{parallelism}"))
         '''))
     (folder / "endless.py").write_text(textwrap.dedent('''\

@@ -18,7 +18,7 @@ from pyflow.errors import DeploymentError
 
 FILES = [ShippedFile("pyflow-container.sh", "file:///cache/a/pyflow-container.sh"),
          ShippedFile("pyflow-lib", "file:///cache/b/pyflow-lib.zip", archive=True),
-         ShippedFile("job-graph.pickle", "file:///tmp/app/job-graph.pickle")]
+         ShippedFile("job-graph.jobgraph", "file:///tmp/app/job-graph.jobgraph")]
 
 
 def spec(settings: dict | None = None, files=FILES, **kwargs):
@@ -62,8 +62,8 @@ def test_master_arguments_are_shell_quoted_into_the_master_script():
 
 
 def test_files_are_shipped_to_both_and_master_only_files_to_the_master():
-    s = spec(master_only=["job-graph.pickle"])
-    assert set(s["master"]["files"]) == {"pyflow-container.sh", "pyflow-lib", "job-graph.pickle"}
+    s = spec(master_only=["job-graph.jobgraph"])
+    assert set(s["master"]["files"]) == {"pyflow-container.sh", "pyflow-lib", "job-graph.jobgraph"}
     assert set(s["services"]["taskmanager"]["files"]) == {"pyflow-container.sh", "pyflow-lib"}
     assert s["master"]["files"]["pyflow-lib"] == {"source": "file:///cache/b/pyflow-lib.zip", "type": "ARCHIVE"}
 
@@ -82,7 +82,7 @@ def test_the_spec_passes_skeins_own_validation():
         from _real_skein.model import ApplicationSpec  # the double keeps the real model
     else:
         from skein import ApplicationSpec
-    validated = ApplicationSpec.from_dict(spec(master_only=["job-graph.pickle"]))
+    validated = ApplicationSpec.from_dict(spec(master_only=["job-graph.jobgraph"]))
     assert validated.services["taskmanager"].instances == 0
 
 

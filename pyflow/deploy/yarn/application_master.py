@@ -1,7 +1,7 @@
 """The ApplicationMaster of a pyflow cluster on YARN (run by ``yarn/pyflow-container.sh jobmanager``).
 
     python -m pyflow.deploy.yarn.application_master --mode session
-    python -m pyflow.deploy.yarn.application_master --mode per-job --job-graph job-graph.pickle [--attached]
+    python -m pyflow.deploy.yarn.application_master --mode per-job --job-graph job-graph.jobgraph [--attached]
     python -m pyflow.deploy.yarn.application_master --mode application --program pyflow-job/job.py -- ARGS...
 
 It runs a JobManager (:class:`~pyflow.runtime.jobmanager.entrypoint.ClusterEntrypoint`) whose
@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import pickle
 import runpy
 import sys
 import threading
@@ -250,8 +249,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_process_logging("jobmanager", application.id, conf)
     job_graph = None
     if args.mode == "per-job":
-        with args.job_graph.open("rb") as f:
-            job_graph = pickle.load(f)  # written by this application's own client
+        from pyflow.rest.job_graph_file import JobGraphFileError, decode_job_graph
+
+        try:  # JSON and opaque blobs: nothing of the user's code is unpickled here
+            job_graph = decode_job_graph(args.job_graph.read_bytes())
+        except (OSError, JobGraphFileError) as e:
+            diagnostics = f"The ApplicationMaster cannot read the job graph file {args.job_graph}: {e}"
+            print(diagnostics, file=sys.stderr)
+            try:
+                application.shutdown(ApplicationStatus.FAILED.value, diagnostics)
+            except DeploymentError:
+                pass  # YARN sees the container fail instead
+            return 1
     master = ApplicationMaster(conf, application, mode=args.mode, job_graph=job_graph, attached=args.attached,
                                program=args.program, program_args=program_args)
     result = master.run()

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import yaml
 
@@ -45,7 +45,9 @@ from pyflow.errors import DeploymentError
 logger = logging.getLogger(__name__)
 
 CONF_FILE = "pyflow-conf.yaml"
-JOB_GRAPH_FILE = "job-graph.pickle"
+#: per-job mode: the JobGraph in the REST submission's job graph file format
+#: (:mod:`pyflow.rest.job_graph_file`), so that the ApplicationMaster never unpickles user code
+JOB_GRAPH_FILE = "job-graph.jobgraph"
 #: key the client sets once it has the result of an attached per-job cluster's job
 RESULT_FETCHED_KEY = "pyflow.client.result-fetched"
 #: how long a deployment waits for the JobManager to publish its addresses
@@ -83,10 +85,16 @@ class YarnClusterDescriptor:
 
     def deploy_job_cluster(self, job_graph: Any, *, job: Path | None, attached: bool) -> YarnCluster:
         """A per-job cluster for ``job_graph``; ``job`` is the job file (shipped with its local
-        modules, so that its functions unpickle on the TaskManagers)."""
+        modules, so that its functions unpickle on the TaskManagers). The graph travels as a job
+        graph file (:func:`~pyflow.rest.job_graph_file.encode_job_graph`, as ``POST /jobs`` takes
+        it): its structure as JSON, operators and key selectors as cloudpickled blobs (the job's own
+        modules by value) that only TaskManagers unpickle."""
+        from pyflow.rest.job_graph_file import encode_job_graph
+
+        graph_file = encode_job_graph(job_graph)  # before shipping: an unpicklable key selector fails here
         args = ["--mode", "per-job", "--job-graph", JOB_GRAPH_FILE] + (["--attached"] if attached else [])
         prepared = self.prepare("per-job", args, job=job, name_detail=job_graph.job_name,
-                                per_application={JOB_GRAPH_FILE: pickle.dumps(job_graph)})
+                                per_application={JOB_GRAPH_FILE: graph_file})
         return self.deploy(prepared)
 
     def deploy_application_cluster(self, job: Path, args: Sequence[str]) -> YarnCluster:
@@ -173,23 +181,29 @@ class YarnClusterDescriptor:
             return self._wait_for_jobmanager(yarn, app_id)
 
     def report(self, app_id: str) -> ApplicationReport:
+        """One report; a loop that polls holds one client instead (:meth:`client`, ``yarn=``)."""
         with self.client() as yarn:
             return yarn.report(app_id)
 
-    def wait_for_end(self, app_id: str, timeout_s: float = 60.0) -> ApplicationReport:
-        """The application's final report, once YARN says it ended."""
-        with self.client() as yarn:
-            deadline = time.monotonic() + timeout_s
+    def wait_for_end(self, app_id: str, timeout_s: float | None = 60.0, *, interval_s: float = 0.2,
+                     yarn: YarnClient | None = None) -> ApplicationReport:
+        """The application's final report, once YARN says it ended (the last one when ``timeout_s``
+        passes first; ``None``: no time limit). One client serves the whole wait: ``yarn``, else
+        one opened and closed here."""
+        with _using(self, yarn) as yarn:
+            deadline = None if timeout_s is None else time.monotonic() + timeout_s
             while True:
                 report = yarn.report(app_id)
-                if report.terminal or time.monotonic() >= deadline:
+                if report.terminal or (deadline is not None and time.monotonic() >= deadline):
                     return report
-                time.sleep(0.2)
+                time.sleep(interval_s)
 
-    def stop_session(self, app_id: str, timeout_s: float = 60.0) -> ApplicationReport:
+    def stop_session(self, app_id: str, timeout_s: float = 60.0, *, yarn: YarnClient | None = None
+                     ) -> ApplicationReport:
         """Ask a session's master to stop (through the key-value store), wait for the end; a
-        session that does not end in time is killed. Returns the final report."""
-        with self.client() as yarn:
+        session that does not end in time is killed. Returns the final report. ``yarn``: a client
+        the caller holds open (else one is opened and closed here)."""
+        with _using(self, yarn) as yarn:
             report = yarn.report(app_id)
             if report.terminal:
                 return report
@@ -277,6 +291,16 @@ class YarnClusterDescriptor:
                 logger.info("Killed YARN application %s, which did not start", app_id)
         except DeploymentError as e:
             logger.warning("Could not kill YARN application %s: %s", app_id, e)
+
+
+@contextmanager
+def _using(descriptor: YarnClusterDescriptor, yarn: YarnClient | None) -> Iterator[YarnClient]:
+    """``yarn`` when the caller holds a client open (it closes it), else a new one, closed after."""
+    if yarn is not None:
+        yield yarn
+        return
+    with descriptor.client() as own:
+        yield own
 
 
 _REQUESTED = re.compile(r"Requested resource=<memory:(\d+), vCores:(\d+)>")

@@ -17,15 +17,13 @@ Every deployment prints one line naming the YARN application and its web interfa
 from __future__ import annotations
 
 import logging
-import socket
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Sequence
 
 from pyflow.api.job_client import JobExecutionResult, RemoteJobClient
 from pyflow.config import Configuration, options
-from pyflow.deploy.executors import PipelineExecutor, job_files
+from pyflow.deploy.executors import PipelineExecutor, job_files, local_address_towards
 from pyflow.deploy.yarn.cluster_descriptor import YarnCluster, YarnClusterDescriptor
 from pyflow.deploy.yarn.hadoop_conf import HadoopConfiguration
 from pyflow.deploy.yarn.job_files import collect_job_files
@@ -49,13 +47,7 @@ class _YarnExecutor(PipelineExecutor):
     def collect_address(self, conf: Configuration) -> str:
         """This machine's address on the route to the YARN ResourceManager (the cluster's network)."""
         host, port = HadoopConfiguration.load().resource_manager_addresses()[0]
-        host = "127.0.0.1" if host in ("", "0.0.0.0") else host
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                probe.connect((host, port))  # UDP: picks the route, sends nothing
-                return probe.getsockname()[0]
-        except OSError:
-            return socket.gethostbyname(socket.gethostname())
+        return local_address_towards("127.0.0.1" if host in ("", "0.0.0.0") else host, port)
 
 
 class YarnPerJobExecutor(_YarnExecutor):
@@ -105,12 +97,19 @@ class YarnJobClient(RemoteJobClient):
         self._confirm = confirm
 
     def get_job_execution_result(self, timeout: float | None = None) -> JobExecutionResult:
+        """The job's result. Attached, the cluster is told the result was fetched once there is
+        one, or a terminal error (the job failed or was cancelled, or its JobManager is gone) -
+        not on a timeout, after which a later call can still fetch it."""
         from pyflow.rest.client import RestClientError
 
         try:
-            return super().get_job_execution_result(timeout)
+            result = super().get_job_execution_result(timeout)
+        except JobExecutionError:  # the job failed or was cancelled: that is its result
+            self._confirm_fetched()
+            raise
         except RestClientError as e:
             report = self.descriptor.wait_for_end(self.application_id, timeout_s=30)
+            self._confirm_fetched()  # nothing more to fetch; the master need not wait for this client
             if report.final_status == "SUCCEEDED":
                 raise DeploymentError(
                     f"Job {self.job_id} finished, but its result could not be fetched from its JobManager "
@@ -118,13 +117,16 @@ class YarnJobClient(RemoteJobClient):
             raise JobExecutionError(
                 f"Job {self.job_id} on YARN application {self.application_id} ended {report.final_status}.",
                 self.job_id, report.diagnostics) from None
-        finally:
-            if self._confirm:
-                self._confirm = False
-                try:
-                    self.descriptor.confirm_result_fetched(self.application_id)
-                except DeploymentError:
-                    pass  # the cluster ended already
+        self._confirm_fetched()
+        return result
+
+    def _confirm_fetched(self) -> None:
+        if self._confirm:
+            self._confirm = False
+            try:
+                self.descriptor.confirm_result_fetched(self.application_id)
+            except DeploymentError:
+                pass  # the cluster ended already
 
 
 def run_application(job: Path, args: Sequence[str], conf: Configuration, *, detached: bool,
@@ -136,12 +138,8 @@ def run_application(job: Path, args: Sequence[str], conf: Configuration, *, deta
     announce(cluster, "application cluster", echo)
     if detached:
         return 0
-    try:
-        while True:
-            report = descriptor.report(cluster.application_id)
-            if report.terminal:
-                break
-            time.sleep(0.5)
+    try:  # one YARN client (and skein driver) for the whole wait
+        report = descriptor.wait_for_end(cluster.application_id, timeout_s=None, interval_s=0.5)
     except KeyboardInterrupt:
         echo(f"Interrupted; YARN application {cluster.application_id} keeps running "
              f"(yarn application -kill {cluster.application_id} stops it).")
