@@ -131,13 +131,15 @@ def test_idle_taskmanagers_are_released_after_the_timeout(yarn, session_factory)
     s = session_factory({"resourcemanager.taskmanager-timeout": "1 s"})
     job = s.submit(bounded, "short")
     assert s.result(job).status is JobStatus.FINISHED
-    assert [c["state"] for c in s.containers()] == ["RUNNING"]
+    # one container ran the job (on a loaded machine it may be released already, 1 s after the job)
+    assert len(s.containers()) == 1
     # the JobManager shuts the idle TaskManager down and releases its container: KILLED, or
     # SUCCEEDED when the TaskManager exited before the release arrived
     yarn.wait_for(lambda: [c for c in s.containers() if c["state"] in ("KILLED", "SUCCEEDED") and not c["alive"]],
                   15, "the idle TaskManager's container to be released")
-    assert len(s.containers()) == 1 and s.driver.live_containers() == set()
-    assert s.jm.rm.task_managers == {} and s.driver.failed_containers == []
+    yarn.wait_for(lambda: s.driver.live_containers() == set() and s.jm.rm.task_managers == {}, 15,
+                  "the driver and the ResourceManager to forget the released TaskManager")
+    assert len(s.containers()) == 1 and s.driver.failed_containers == []
 
 
 def test_a_container_that_fails_before_registering_is_replaced(yarn, session_factory):
