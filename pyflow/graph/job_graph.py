@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import cloudpickle
 
@@ -139,7 +139,7 @@ def _vertex_id(head: StreamNode) -> str:
     return f"v{head.id}" if not head.uid else f"uid-{head.uid}"
 
 
-def _user_modules() -> list[Any]:
+def user_modules() -> list[Any]:
     """Modules of the user's own code: loaded from files outside the standard library,
     site-packages and pyflow. They travel inside the job (pickled by value), so TaskManagers need
     not have them on their path - a helper module next to the job file just works."""
@@ -160,23 +160,31 @@ def _user_modules() -> list[Any]:
     return found
 
 
-def _serialize(node: StreamNode, user_modules: list[Any]) -> bytes:
-    for module in user_modules:
+def pickle_user_code(obj: Any, modules: list[Any], failure: Callable[[Exception], str]) -> bytes:
+    """``obj`` (user code: an operator, a key selector) pickled with cloudpickle, ``modules`` (the
+    user's own, :func:`user_modules`) by value; SerializationError with ``failure(error)`` as its
+    message when it cannot be."""
+    for module in modules:
         cloudpickle.register_pickle_by_value(module)
     try:
-        return cloudpickle.dumps(node.operator)
+        return cloudpickle.dumps(obj)
     except Exception as e:  # noqa: BLE001 - anything pickle raises is the user's code
+        raise SerializationError(failure(e)) from e
+    finally:
+        for module in modules:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _serialize(node: StreamNode, modules: list[Any]) -> bytes:
+    def failure(e: Exception) -> str:
         fn = getattr(node.operator, "function", None)
         what = f"the function {getattr(fn, '__qualname__', fn)!r}" if fn is not None else "it"
-        raise SerializationError(
-            f"Cannot ship operator '{node.name}' to the TaskManagers: {what} cannot be pickled "
-            f"({type(e).__name__}: {e}). Functions must be picklable by cloudpickle: do not capture "
-            "open files, sockets, locks or clients in them; create such resources in open() of a "
-            "rich function instead"
-        ) from e
-    finally:
-        for module in user_modules:
-            cloudpickle.unregister_pickle_by_value(module)
+        return (f"Cannot ship operator '{node.name}' to the TaskManagers: {what} cannot be pickled "
+                f"({type(e).__name__}: {e}). Functions must be picklable by cloudpickle: do not capture "
+                "open files, sockets, locks or clients in them; create such resources in open() of a "
+                "rich function instead")
+
+    return pickle_user_code(node.operator, modules, failure)
 
 
 def build_job_graph(graph: StreamGraph, job_id: str, *, serialize: bool = True) -> JobGraph:
@@ -221,7 +229,7 @@ def build_job_graph(graph: StreamGraph, job_id: str, *, serialize: bool = True) 
             vertices[job_edge.source_vertex].outputs.append(job_edge)
             vertices[job_edge.target_vertex].inputs.append(job_edge)
 
-    user_modules = _user_modules() if serialize else []
+    modules = user_modules() if serialize else []
     for head_id, nodes in members.items():
         vertex = vertex_of_head[head_id]
         for node in nodes:
@@ -231,7 +239,7 @@ def build_job_graph(graph: StreamGraph, job_id: str, *, serialize: bool = True) 
                 node.id, node.name, tuple(e.target_id for e in chained_edges), network,
                 tuple(e.side_tag for e in chained_edges)))
             if serialize:
-                vertex.serialized_operators[node.id] = _serialize(node, user_modules)
+                vertex.serialized_operators[node.id] = _serialize(node, modules)
 
     job_graph = JobGraph(job_id=job_id, job_name=graph.job_name, vertices=vertices, edges=edges)
     job_graph.plan = {"streamGraph": graph.to_plan(), "jobGraph": job_graph.to_plan()}

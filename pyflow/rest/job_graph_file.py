@@ -44,10 +44,9 @@ import re
 import struct
 from typing import Any
 
-import cloudpickle
 
 from pyflow.errors import PyflowError, SerializationError
-from pyflow.graph.job_graph import ChainedOperator, JobEdge, JobGraph, JobVertex, _user_modules
+from pyflow.graph.job_graph import ChainedOperator, JobEdge, JobGraph, JobVertex, pickle_user_code, user_modules
 from pyflow.graph.transformations import PARTITIONER_TYPES, PartitionerSpec
 
 MAGIC = b"PYFLOW-JOBGRAPH\n"
@@ -92,7 +91,7 @@ def encode_job_graph(job_graph: JobGraph) -> bytes:
         blobs.append(bytes(data))
         return len(blobs) - 1
 
-    user_modules = _user_modules()
+    modules = user_modules()
     vertices = []
     for v in job_graph.vertices.values():
         missing = [op.node_id for op in v.operators if op.node_id not in v.serialized_operators]
@@ -116,7 +115,10 @@ def encode_job_graph(job_graph: JobGraph) -> bytes:
         elif isinstance(selector, UserCode):
             key_blob = blob(selector.data)
         else:
-            key_blob = blob(_pickle_user_code(selector, user_modules, e))
+            key_blob = blob(pickle_user_code(selector, modules, lambda error, e=e: (
+                f"Cannot ship the key selector of edge {e.id} ({e.source_vertex} -> {e.target_vertex}): "
+                f"{type(error).__name__}: {error}. Key functions must be picklable by cloudpickle: do not "
+                "capture open files, sockets, locks or clients in them")))
         edges.append({"id": e.id, "sourceVertex": e.source_vertex, "targetVertex": e.target_vertex,
                       "sourceNode": e.source_node, "targetNode": e.target_node,
                       "partitioner": {"type": e.partitioner.type, "keySelector": key_blob},
@@ -134,21 +136,6 @@ def encode_job_graph(job_graph: JobGraph) -> bytes:
         raise SerializationError(f"The job graph of '{job_graph.job_name}' cannot be written as JSON ({e}): its "
                                  "settings, configuration and plan must be plain JSON values") from e
     return b"".join([MAGIC, _LENGTH.pack(len(text)), text, *blobs])
-
-
-def _pickle_user_code(obj: Any, user_modules: list[Any], edge: JobEdge) -> bytes:
-    for module in user_modules:
-        cloudpickle.register_pickle_by_value(module)
-    try:
-        return cloudpickle.dumps(obj)
-    except Exception as e:  # noqa: BLE001 - anything pickle raises comes from the user's key function
-        raise SerializationError(
-            f"Cannot ship the key selector of edge {edge.id} ({edge.source_vertex} -> {edge.target_vertex}): "
-            f"{type(e).__name__}: {e}. Key functions must be picklable by cloudpickle: do not capture open "
-            "files, sockets, locks or clients in them") from e
-    finally:
-        for module in user_modules:
-            cloudpickle.unregister_pickle_by_value(module)
 
 
 # ---- decoding ------------------------------------------------------------------------------------

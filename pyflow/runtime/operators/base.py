@@ -74,8 +74,6 @@ class OperatorContext:
     #: code and between batches, and returns from ``run()`` as a bounded source whose input ended
     stop: threading.Event = field(default_factory=threading.Event)
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
-    # set by the task for sources: called with the number of input bytes read so far
-    report_progress: Callable[[int, int], None] | None = None
     #: the event time this operator has seen pass (the last watermark it received)
     current_watermark: int = -(2**63)
     #: called by sources between batches and while they wait: lets the task run its periodic
@@ -164,7 +162,3 @@ class SourceOperator(StreamOperator):
 
     def process_batch(self, batch: pa.RecordBatch) -> None:  # pragma: no cover - sources have no input
         raise TypeError(f"{self.name} is a source and takes no input")
-
-    def estimated_total_bytes(self) -> int | None:
-        """Total input size for progress reporting, when the source knows it."""
-        return None

@@ -158,9 +158,6 @@ class FileSourceOperator(SourceOperator):
             self.ctx.tick()
         self.progress = (reader.bytes_read, total)
 
-    def estimated_total_bytes(self) -> int | None:
-        return fileio.FileReader(self.files, self.format).total_bytes
-
     def describe(self) -> dict[str, Any]:
         return {"files": len(self.files), "format": self.format}
 
