@@ -26,8 +26,8 @@ from pyflow.rest.errors import BadRequest, NotFound, ServiceUnavailable
 from pyflow.rest.router import RawResponse, Request, Route
 from pyflow.rest.snapshots import snapshot_task_managers
 from pyflow.runtime.log_files import (
-    DEFAULT_LOG_BYTES, MAX_LOG_BYTES, LogFile, LogTail, find_log_file, list_log_files, process_log_file,
-    read_log_tail, stdout_file,
+    DEFAULT_LOG_BYTES, MAX_LOG_BYTES, LogFile, LogTail, list_log_files, process_log_file, read_log_tail,
+    resolve_log_file,
 )
 
 __all__ = ["LogHandlers", "task_manager_gateway"]
@@ -112,29 +112,21 @@ class LogHandlers:
         return _listing(list_log_files(self._log_dir()))
 
     def jobmanager_log_file(self, request: Request) -> RawResponse:
-        name = _file_name(request, "/jobmanager/logs")
-        path = find_log_file(self._log_dir(), name)
-        if path is None:
-            raise NotFound(f"The JobManager has no log file named {name!r}; GET /jobmanager/logs lists them")
-        return self._read(path, request)
+        return self._read(request, _file_name(request, "/jobmanager/logs"), "")
 
     def jobmanager_log(self, request: Request) -> RawResponse:
-        log_file = process_log_file()
-        if log_file is None:
-            raise NotFound("The JobManager does not log to a file")
-        return self._read(log_file, request)
+        return self._read(request, "", "LOG")
 
     def jobmanager_stdout(self, request: Request) -> RawResponse:
-        log_file = process_log_file()
-        path = stdout_file(log_file) if log_file else None
-        if path is None or not path.is_file():
-            raise NotFound("The JobManager's stdout is not written to a file (an embedded cluster's JobManager "
-                           "prints to the program's console)")
-        return self._read(path, request)
+        return self._read(request, "", "STDOUT")
 
-    @staticmethod
-    def _read(path: Any, request: Request) -> RawResponse:
+    def _read(self, request: Request, name: str, file_type: str) -> RawResponse:
         max_bytes = _max_bytes(request)
+        try:
+            path = resolve_log_file("The JobManager", process_log_file(), self._log_dir(), name, file_type)
+        except FileNotFoundError as e:
+            hint = "; GET /jobmanager/logs lists its log files" if name else ""
+            raise NotFound(f"{e}{hint}") from None
         try:
             return _text(read_log_tail(path, max_bytes))
         except OSError as e:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,16 +82,41 @@ def list_log_files(log_dir: str | os.PathLike) -> list[LogFile]:
 
 
 def find_log_file(log_dir: str | os.PathLike, name: str) -> Path | None:
-    """The file ``name`` of the listing of ``log_dir``, or None: names are matched exactly
-    against the listing, never resolved as paths."""
-    if any(f.name == name for f in list_log_files(log_dir)):
-        return Path(log_dir) / name
-    return None
+    """The regular file ``name`` directly in ``log_dir`` (an entry of its listing), or None: a
+    name with a path separator, ``.``/``..``, a link or a folder names no log file."""
+    if not name or name in (".", "..") or "/" in name or os.sep in name or "\0" in name:
+        return None
+    path = Path(log_dir) / name
+    try:
+        return path if stat.S_ISREG(os.lstat(path).st_mode) else None
+    except OSError:
+        return None
+
+
+def resolve_log_file(owner: str, log_file: str | None, log_dir: str, name: str, file_type: str) -> Path:
+    """The log a request names: the file ``name`` of ``log_dir``'s listing, or (no name) the
+    process's own ``LOG`` (``log_file``) or ``STDOUT`` (the ``.out`` beside it). FileNotFoundError
+    says why there is none, naming ``owner`` ("The JobManager", "TaskManager tm-1")."""
+    if name:
+        path = find_log_file(log_dir, name)
+        if path is None:
+            raise FileNotFoundError(f"{owner} has no log file named {name!r} in its log directory {log_dir}")
+        return path
+    if not log_file:
+        raise FileNotFoundError(f"{owner} does not log to a file")
+    if file_type == "STDOUT":
+        path = stdout_file(log_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"{owner} has no stdout file {path}: its stdout is not written to a file "
+                                    "(an embedded cluster's processes print to the program's console)")
+        return path
+    return Path(log_file)
 
 
 def read_log_tail(path: str | os.PathLike, max_bytes: int) -> LogTail:
-    """The last ``max_bytes`` bytes of ``path`` (the whole file when smaller). Raises OSError."""
-    with open(path, "rb") as f:
+    """The last ``max_bytes`` bytes of ``path`` (the whole file when smaller), never through a
+    link swapped in for the file. Raises OSError."""
+    with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as f:
         size = os.fstat(f.fileno()).st_size
         start = max(0, size - max_bytes)
         f.seek(start)

@@ -28,7 +28,7 @@ from pyflow.runtime.messages import (
     ExecutionState, SlotOffer, TaskExecutionStateUpdate, TaskExecutorRegistration, TaskManagerLocation,
 )
 from pyflow.runtime.log_files import (
-    MAX_LOG_BYTES, LogFile, LogTail, find_log_file, list_log_files, read_log_tail, stdout_file,
+    MAX_LOG_BYTES, LogFile, LogTail, list_log_files, read_log_tail, resolve_log_file,
 )
 from pyflow.runtime.metrics.process import process_metrics
 from pyflow.runtime.metrics.prometheus import MetricSample, start_prometheus_reporter
@@ -309,21 +309,8 @@ class TaskExecutor(RpcEndpoint):
     def request_log_file(self, name: str, file_type: str, max_bytes: int) -> LogTail:
         """The end of a log file: ``name`` from the log list, or (no name) this process's ``LOG``
         or ``STDOUT``. Raises FileNotFoundError saying why there is none."""
-        if name:
-            path = find_log_file(self._log_dir(), name)
-            if path is None:
-                raise FileNotFoundError(f"TaskManager {self.resource_id} has no log file named {name!r} in "
-                                        f"its log directory {self._log_dir()}")
-        elif not self.log_file:
-            raise FileNotFoundError(f"TaskManager {self.resource_id} does not log to a file")
-        elif file_type == "STDOUT":
-            path = stdout_file(self.log_file)
-            if not path.is_file():
-                raise FileNotFoundError(f"TaskManager {self.resource_id} has no stdout file {path}: its stdout "
-                                        "is not written to a file (an embedded cluster's TaskManagers print to "
-                                        "the program's console)")
-        else:
-            path = self.log_file
+        path = resolve_log_file(f"TaskManager {self.resource_id}", self.log_file, self._log_dir(), name,
+                                file_type)
         try:
             return read_log_tail(path, min(max(1, max_bytes), MAX_LOG_BYTES))
         except OSError as e:
