@@ -16,7 +16,8 @@ as Flink's YarnApplicationClusterEntryPoint does:
    pyflow's web UI.
 3. The mode decides when the application ends:
 
-   - **per-job**: the JobGraph shipped as a file is submitted; the application ends with the job:
+   - **per-job**: the entry point's per-job mode submits the JobGraph shipped as a file; the
+     application ends with the job:
      FINISHED -> SUCCEEDED, FAILED -> FAILED (with the job's root cause), CANCELED -> KILLED. An
      attached client is given up to :data:`ATTACHED_RESULT_WAIT_S` to fetch the job's result
      first (it confirms in the key-value store).
@@ -93,11 +94,14 @@ class ApplicationMaster:
         #: decided by the mode (the job's or the program's end); None: the entry point's result
         self.result: ApplicationResult | None = None
         self.jobmanager = None
-        self.job_id: str | None = None
         self.web_url = ""
 
     def run(self) -> ApplicationResult:
-        entry = ClusterEntrypoint(self.conf, self.driver, on_started=self._started, stop_event=self.stop_event)
+        per_job = self.mode == "per-job"
+        entry = ClusterEntrypoint(self.conf, self.driver, job_graph=self.job_graph if per_job else None,
+                                  on_started=self._started, stop_event=self.stop_event,
+                                  on_job_ended=(lambda _result: self._wait_for_client()) if per_job and self.attached
+                                  else None)
         entry.run()
         result = self.result or self._stopped_result(entry.result)
         logger.info("Unregistering %s: %s: %s", self.application.id, result.status.value, result.diagnostics)
@@ -108,18 +112,12 @@ class ApplicationMaster:
         return result
 
     def _stopped_result(self, entry_result: ApplicationResult) -> ApplicationResult:
-        """The final status when the cluster was stopped (SIGTERM, DELETE /cluster) or failed
-        before its mode decided: a per-job or application cluster stopped early is KILLED."""
-        if self.mode == "session" or entry_result.status is ApplicationStatus.FAILED:
+        """The final status: the entry point's for session and per-job clusters (per-job: the job's
+        own); an application cluster stopped before its program ended is KILLED."""
+        if self.mode != "application" or entry_result.status is ApplicationStatus.FAILED:
             return entry_result
-        if self.job_id is not None:
-            try:
-                return job_application_result(self.jobmanager.dispatcher.request_job_result(self.job_id).result(5))
-            except Exception:  # noqa: BLE001 - no result: the job did not get to end
-                pass
-        return ApplicationResult(ApplicationStatus.KILLED, f"The {self.mode} cluster was stopped before its "
-                                                           f"{'job' if self.mode == 'per-job' else 'program'} ended "
-                                                           f"({entry_result.diagnostics})")
+        return ApplicationResult(ApplicationStatus.KILLED, f"The application cluster was stopped before its "
+                                                           f"program ended ({entry_result.diagnostics})")
 
     # ---- once the JobManager runs (on the entry point's thread) -------------------------------------
 
@@ -134,12 +132,9 @@ class ApplicationMaster:
         self.application.kv_put(JOBMANAGER_REST_KEY, jobmanager.rest_address)
         logger.info("ApplicationMaster of %s (%s mode): JobManager RPC at %s, web UI at %s", self.application.id,
                     self.mode, jobmanager.address, self.web_url)
-        if self.mode == "per-job":
-            self.job_id = jobmanager.dispatcher.submit_job(self.job_graph)
-            threading.Thread(target=self._watch_job, args=(self.job_id,), name="per-job-watch", daemon=True).start()
-        elif self.mode == "application":
+        if self.mode == "application":
             threading.Thread(target=self._run_program, name="application-main", daemon=True).start()
-        else:
+        elif self.mode == "session":
             threading.Thread(target=self._watch_stop_request, name="session-stop-watch", daemon=True).start()
 
     def _watch_stop_request(self) -> None:
@@ -154,13 +149,6 @@ class ApplicationMaster:
                 self.result = ApplicationResult(ApplicationStatus.SUCCEEDED,
                                                 f"The session was stopped ({requested})")
                 self.stop_event.set()
-
-    def _watch_job(self, job_id: str) -> None:
-        result = self.jobmanager.dispatcher.request_job_result(job_id).result()
-        self.result = job_application_result(result)
-        if self.attached:
-            self._wait_for_client()
-        self.stop_event.set()
 
     def _wait_for_client(self) -> None:
         deadline = time.monotonic() + ATTACHED_RESULT_WAIT_S

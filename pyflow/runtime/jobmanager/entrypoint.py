@@ -10,7 +10,8 @@ One JobManager (``JobManager(conf, driver)``) per entry point, in one of two mod
   request first cancels the job (KILLED).
 
 ``on_started(jobmanager)`` runs once the RPC and REST addresses are known (``jobmanager.address``,
-``jobmanager.rest_address``), e.g. to publish them. A JobManager that cannot start (a taken port)
+``jobmanager.rest_address``), e.g. to publish them. In per-job mode ``on_job_ended(result)`` runs
+once the job ended, before the JobManager closes (an attached client may still fetch the result). A JobManager that cannot start (a taken port)
 ends FAILED with a message naming the option to change. ``run()`` returns the exit code (0 for
 SUCCEEDED, 1 otherwise); ``result`` holds the final :class:`ApplicationStatus` and diagnostics a
 YARN ApplicationMaster unregisters with. The JobManager is closed from the thread that called
@@ -98,11 +99,13 @@ class ClusterEntrypoint:
 
     def __init__(self, conf: Configuration, driver: ResourceDriver, *, job_graph: Any = None,
                  on_started: Callable[[JobManager], None] | None = None,
+                 on_job_ended: Callable[[ApplicationResult], None] | None = None,
                  stop_event: threading.Event | None = None):
         self.conf = conf
         self.driver = driver
         self.job_graph = job_graph
         self.on_started = on_started
+        self.on_job_ended = on_job_ended
         self.stop_event = stop_event
         self.jobmanager: JobManager | None = None
         #: how the cluster ended; None while it runs
@@ -168,7 +171,10 @@ class ClusterEntrypoint:
         job = jm.dispatcher.request_job_result(job_id) if job_id is not None else None
         while True:
             if job is not None and job.done():
-                return job_application_result(job.result())
+                result = job_application_result(job.result())
+                if self.on_job_ended is not None:
+                    self.on_job_ended(result)
+                return result
             reason = self._stop_reason()
             if reason is not None:
                 logger.info("Stopping the %s cluster: %s", self.mode, reason)
