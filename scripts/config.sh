@@ -55,6 +55,9 @@ print(conf.get(options.LOG_DIR))
   PYFLOW_LOG_DIR="${PYFLOW_LOG_DIR:-${_conf_log_dir:-$PYFLOW_HOME/log}}"
   unset _dirs _conf_pid_dir _conf_log_dir
 fi
+# exported: the scripts this one runs on this host source config.sh again and need not start
+# Python to read the same two folders (other hosts get only PYFLOW_FORWARDED_VARS, as above)
+export PYFLOW_PID_DIR PYFLOW_LOG_DIR
 
 # pyflow_is_local_host HOST: whether HOST names this machine (then no ssh is needed)
 pyflow_is_local_host() {
